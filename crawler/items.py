@@ -96,7 +96,7 @@ def _scalar_type(hint: Any) -> type:
         hint = origin
     if hint not in _SCALARS:
         raise TypeError(f"unsupported field type {hint!r}; use one of {_SCALARS}")
-    return typing.cast(type, hint)
+    return typing.cast("type", hint)
 
 
 @cache

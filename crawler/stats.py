@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Stats keys our own components write.
-FETCH_ERRORS = "crawl/fetch_errors"  # requests that ended in an error (after retries) or HTTP >= 400
+# requests that ended in an error (after retries) or with HTTP >= 400
+FETCH_ERRORS = "crawl/fetch_errors"
 REJECTED = "validate/rejected"  # items the validate pipeline refused (also in the rejects table)
 DUPLICATES = "dedupe/dropped"  # items dropped as a repeat of a natural key in this run
 RUN_ID = "run/id"  # id of this run in the store's runs table

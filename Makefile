@@ -1,0 +1,37 @@
+# Every target creates/updates .venv itself: `make crawl` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: crawl test lint format bench install clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crawler needs Python 3.11 or newer: set PYTHON=python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## crawl: serve the bundled demo shop on 127.0.0.1 and crawl it into data/crawler.sqlite + CSV
+crawl: $(STAMP)
+	$(PY) -m crawler.demo crawl
+
+## test: the whole suite (real crawls on 127.0.0.1), then ruff and mypy
+test: $(STAMP)
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory lint
+
+lint: $(STAMP)
+	$(PY) -m ruff check crawler tests
+	$(PY) -m ruff format --check crawler tests
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix crawler tests
+	$(PY) -m ruff format crawler tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data

@@ -1,0 +1,95 @@
+"""Typed, validated spider arguments (``-a name=value``).
+
+A spider declares its arguments as ``Arg`` objects; ``parse_arguments`` turns the raw strings
+into typed values or raises ``ArgumentError`` with one line a user can act on. Anything not
+declared is refused, so ``-a allowed_domains=…`` or ``-a custom_settings=…`` can never override
+a spider attribute.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from crawler.exceptions import ArgumentError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+# Scrapyd passes these to every spider it runs.
+SCRAPYD_ARGUMENTS = frozenset({"_job", "_version"})
+
+# `-a url=…` may be given several times; the crawl command joins repeats with this.
+REPEAT_SEPARATOR = "\n"
+_URL_LIST_SPLIT = re.compile(r"\s*\n\s*|\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*:)")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One spider argument: how to parse it, its default and one line of help."""
+
+    parse: Callable[[str], Any]
+    default: Any = None
+    help: str = ""
+    # "urls": split repeats and commas that start a new URL; "lines": split repeats only.
+    multiple: str | None = None
+
+
+def positive_int(text: str) -> int:
+    value = int(text.strip())
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text.strip())
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return text
+
+
+def _split(raw: str, mode: str) -> list[str]:
+    parts = raw.split(REPEAT_SEPARATOR) if mode == "lines" else _URL_LIST_SPLIT.split(raw)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_arguments(declared: Mapping[str, Arg], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed values for every declared argument (defaults filled in)."""
+    unknown = sorted(set(raw) - set(declared) - SCRAPYD_ARGUMENTS)
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise ArgumentError(f"unknown argument {unknown[0]!r} (this spider takes: {known})")
+    values: dict[str, Any] = {}
+    for name, arg in declared.items():
+        if name not in raw:
+            values[name] = arg.default
+            continue
+        text = str(raw[name])
+        try:
+            if arg.multiple:
+                values[name] = [arg.parse(part) for part in _split(text, arg.multiple)]
+            else:
+                values[name] = arg.parse(text)
+        except (ValueError, TypeError) as exc:
+            raise ArgumentError(f"invalid argument {name}={text!r}: {exc}") from None
+    values.update({k: str(v) for k, v in raw.items() if k in SCRAPYD_ARGUMENTS})
+    return values

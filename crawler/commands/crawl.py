@@ -1,0 +1,92 @@
+"""``scrapy crawl`` with checked arguments and an exit status that tells whether the run failed.
+
+Differences from Scrapy's own command:
+
+* ``-a NAME=VALUE`` may be repeated: the values are joined (for ``-a url=… -a url=…``).
+* Spider arguments and ``CRAWL_PROFILE`` are checked before the crawl starts; a bad one is a
+  one-line ``error: …`` on stderr and exit status 2.
+* The exit status is 1 when the run ends for a reason that means failure (a store or output
+  error, or a crawl that could not start), where stock Scrapy exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.commands.crawl import Command as ScrapyCrawlCommand
+from scrapy.exceptions import UsageError
+
+from crawler.arguments import REPEAT_SEPARATOR
+from crawler.exceptions import ArgumentError
+from crawler.profiles import PROFILES
+
+if TYPE_CHECKING:
+    import argparse
+
+    from scrapy.crawler import Crawler
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+# Finish reasons that mean the run did not do its job.
+FAILED_REASONS = frozenset({"store_error", "csv_error", "shutdown", "cancelled"})
+
+
+def join_repeated(pairs: list[str]) -> list[str]:
+    """``["url=a", "url=b"]`` -> ``["url=a\\nb"]``; order kept, malformed pairs left as they are."""
+    merged: dict[str, list[str]] = {}
+    malformed: list[str] = []
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            malformed.append(pair)
+            continue
+        merged.setdefault(name, []).append(value)
+    return [f"{k}={REPEAT_SEPARATOR.join(v)}" for k, v in merged.items()] + malformed
+
+
+class Command(ScrapyCrawlCommand):
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        opts.spargs = join_repeated(opts.spargs or [])
+        super().process_options(args, opts)
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if len(args) != 1:
+            raise UsageError("give exactly one spider name; `scrapy list` shows them")
+        assert self.crawler_process is not None and self.settings is not None
+        try:
+            self._check(args[0], opts.spargs)
+        except ArgumentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            self.exitcode = EXIT_USAGE
+            return
+        crawler = self._create_crawler(args[0])
+        reasons: list[str] = []
+
+        def closed(spider: Any, reason: str) -> None:
+            reasons.append(reason)
+
+        crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)
+        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        self.exitcode = self._exit_status(crawler, reasons)
+
+    def _check(self, spider_name: str, spargs: dict[str, Any]) -> None:
+        assert self.crawler_process is not None and self.settings is not None
+        profile = str(self.settings.get("CRAWL_PROFILE") or "polite").strip().lower()
+        if profile not in PROFILES:
+            raise ArgumentError(f"unknown CRAWL_PROFILE {profile!r}: choose {', '.join(PROFILES)}")
+        try:
+            spidercls = self.crawler_process.spider_loader.load(spider_name)
+        except KeyError:
+            raise ArgumentError(f"no spider named {spider_name!r} (see `scrapy list`)") from None
+        parse = getattr(spidercls, "parse_arguments", None)
+        if parse is not None:
+            parse(spargs)
+
+    def _exit_status(self, crawler: Crawler, reasons: list[str]) -> int:
+        assert self.crawler_process is not None
+        if self.crawler_process.bootstrap_failed or not reasons:
+            return EXIT_FAILED
+        return EXIT_FAILED if reasons[0] in FAILED_REASONS else 0

@@ -1,0 +1,73 @@
+"""Named concurrency and politeness profiles, chosen with ``-s CRAWL_PROFILE=NAME``.
+
+A profile only fills in defaults: it is applied by an add-on at Scrapy's ``addon`` priority,
+above Scrapy's defaults but below the project settings file, spider ``custom_settings`` and
+``-s NAME=VALUE``, so any single setting can still be overridden.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # For sites you do not own: few parallel requests per host, a delay, AutoThrottle backs off
+    # as the server slows down.
+    "polite": {
+        "CONCURRENT_REQUESTS": 16,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
+        "DOWNLOAD_DELAY": 1.0,
+        "RANDOMIZE_DOWNLOAD_DELAY": True,
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": 1.0,
+        "AUTOTHROTTLE_MAX_DELAY": 60.0,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+        "RETRY_TIMES": 3,
+        "DOWNLOAD_TIMEOUT": 30,
+    },
+    # Sites that can take more: several requests per host, AutoThrottle still on.
+    "balanced": {
+        "CONCURRENT_REQUESTS": 32,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+        "DOWNLOAD_DELAY": 0.25,
+        "RANDOMIZE_DOWNLOAD_DELAY": True,
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": 0.5,
+        "AUTOTHROTTLE_MAX_DELAY": 30.0,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 4.0,
+        "RETRY_TIMES": 2,
+        "DOWNLOAD_TIMEOUT": 20,
+    },
+    # Servers you own or are allowed to load (the demo site, benchmarks): no delay, no throttle.
+    "fast": {
+        "CONCURRENT_REQUESTS": 100,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 100,
+        "DOWNLOAD_DELAY": 0.0,
+        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "AUTOTHROTTLE_ENABLED": False,
+        "RETRY_TIMES": 1,
+        "DOWNLOAD_TIMEOUT": 10,
+        # One item per page: fewer concurrent item tasks cost less CPU than Scrapy's 100.
+        "CONCURRENT_ITEMS": 8,
+    },
+}
+
+
+class UnknownProfileError(ValueError):
+    pass
+
+
+class ProfileAddon:
+    """Applies the profile named by ``CRAWL_PROFILE`` at ``addon`` priority."""
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        name = str(settings.get("CRAWL_PROFILE") or "polite").strip().lower()
+        if name not in PROFILES:
+            raise UnknownProfileError(
+                f"unknown CRAWL_PROFILE {name!r}: choose one of {', '.join(PROFILES)}"
+            )
+        settings.set("CRAWL_PROFILE", name, priority=settings.getpriority("CRAWL_PROFILE") or 0)
+        for key, value in PROFILES[name].items():
+            settings.set(key, value, priority="addon")

@@ -1,0 +1,138 @@
+"""Seed URLs: validation, and lazy reading of URL files (plain text or CSV with a url column).
+
+Files are read line by line, so a list of millions of URLs is never held in memory. Every bad
+line is reported with its line number and reason, then skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from w3lib.url import safe_url_string
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+MAX_URL_LENGTH = 2083
+ALLOWED_SCHEMES = ("http", "https")
+
+
+class InvalidURL(ValueError):
+    pass
+
+
+def validate_url(text: str) -> str:
+    """A normalised absolute http(s) URL, or ``InvalidURL`` saying what is wrong with it."""
+    url = text.strip()
+    if not url:
+        raise InvalidURL("empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURL(f"longer than {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise InvalidURL("contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURL(str(exc)) from None
+    if not parts.scheme:
+        raise InvalidURL("no scheme (expected http:// or https://)")
+    if parts.scheme.lower() not in ALLOWED_SCHEMES:
+        raise InvalidURL(f"scheme {parts.scheme!r} not allowed (only http and https)")
+    host = parts.hostname
+    if not host:
+        raise InvalidURL("no host")
+    if port == 0:
+        raise InvalidURL("port 0")
+    if not _valid_host(host):
+        raise InvalidURL(f"invalid host {host!r}")
+    return safe_url_string(url)
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(".").split(".")
+    return all(
+        0 < len(label) <= 63
+        and all(c.isalnum() or c in "-_" for c in label)
+        and not label.startswith("-")
+        for label in labels
+    )
+
+
+@dataclass(frozen=True)
+class Seed:
+    url: str
+    source: str  # "file.txt:12" or "argument"
+
+
+@dataclass(frozen=True)
+class BadSeed:
+    text: str
+    source: str
+    reason: str
+
+
+def readable_file(path: str) -> str:
+    """``path`` if it names a file that can be read, else ``ValueError`` saying why."""
+    file = Path(path).expanduser()
+    try:
+        with file.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ValueError(f"cannot read file: {exc.strerror or exc}") from None
+    return str(file)
+
+
+def _file_lines(file: Path) -> Iterator[tuple[int, str]]:
+    with file.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        first = handle.readline()
+        header = _url_column(first) if file.suffix.lower() == ".csv" or "," in first else None
+        if header is None:
+            if first:
+                yield 1, first
+            for number, line in enumerate(handle, start=2):
+                yield number, line
+            return
+        reader = csv.reader(handle)
+        for row in reader:
+            # reader.line_num counts physical lines after the header line
+            number = reader.line_num + 1
+            yield number, row[header] if header < len(row) else ""
+
+
+def _url_column(first_line: str) -> int | None:
+    try:
+        header = next(csv.reader(io.StringIO(first_line)))
+    except (csv.Error, StopIteration):
+        return None
+    names = [h.strip().lower() for h in header]
+    return names.index("url") if "url" in names else None
+
+
+def read_seed_file(path: str) -> Iterator[Seed | BadSeed]:
+    """Seeds of a text file (one URL per line, ``#`` comments) or of a CSV file's url column."""
+    file = Path(path)
+    for number, line in _file_lines(file):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        source = f"{file}:{number}"
+        try:
+            yield Seed(validate_url(text), source)
+        except InvalidURL as exc:
+            yield BadSeed(text, source, str(exc))

@@ -1,0 +1,58 @@
+"""``pages``: fetch a given list of URLs, one ``PageItem`` per input URL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import scrapy
+
+from crawler.arguments import Arg
+from crawler.exceptions import ArgumentError
+from crawler.pageinfo import error_item, page_item
+from crawler.seeds import readable_file, validate_url
+from crawler.spiders.base import BaseSpider
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+    from crawler.items import PageItem
+
+
+class PagesSpider(BaseSpider):
+    """Fetch every URL of ``-a urls=FILE`` (text, or CSV with a url column) and ``-a url=…``.
+
+    Every input URL yields exactly one ``PageItem``: a page that fails (DNS, timeout, refused,
+    HTTP 4xx/5xx, robots.txt) still yields a record with its error, so nothing disappears.
+    """
+
+    name = "pages"
+    arguments_spec: ClassVar[dict[str, Arg]] = {
+        "url": Arg(validate_url, multiple="urls", help="URL(s) to fetch; repeat or comma-separate"),
+        "urls": Arg(readable_file, help="file of URLs: one per line, or CSV with a 'url' column"),
+    }
+
+    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        if not self.arguments["url"] and not self.arguments["urls"]:
+            raise ArgumentError("pages needs -a url=URL or -a urls=FILE")
+
+    async def start(self) -> AsyncIterator[Any]:
+        for seed in self.iter_seeds(self.arguments["url"], self.arguments["urls"]):
+            # dont_filter: a seed that another seed redirects to must still get its own item
+            yield scrapy.Request(
+                seed.url,
+                callback=self.parse,
+                errback=self.on_error,
+                cb_kwargs={"seed": seed.url},
+                dont_filter=True,
+            )
+
+    def parse(self, response: Response, seed: str) -> PageItem:
+        return page_item(response, seed)
+
+    def on_error(self, failure: Failure) -> PageItem:
+        self.count_fetch_error(failure)
+        return error_item(failure, failure.request.cb_kwargs["seed"])  # type: ignore[attr-defined]

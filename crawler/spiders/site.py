@@ -1,0 +1,120 @@
+"""``site``: start from one or more URLs and follow links inside the allowed hosts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.http import TextResponse
+from scrapy.linkextractors import LinkExtractor
+from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
+
+from crawler.arguments import Arg, boolean, non_negative_int, positive_int, regex
+from crawler.exceptions import ArgumentError
+from crawler.pageinfo import error_item, page_item
+from crawler.seeds import validate_url
+from crawler.spiders.base import BaseSpider
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+
+class SiteSpider(BaseSpider):
+    """Crawl a site: follow links from ``start_url`` within its hosts, one ``PageItem`` per page.
+
+    Links are filtered by ``allow``/``deny`` regular expressions (repeat ``-a`` for several),
+    bounded by ``depth`` (link hops from a start URL) and ``max_pages`` (requests scheduled).
+    robots.txt is obeyed (``ROBOTSTXT_OBEY``); ``sitemap=true`` also seeds from the sitemaps
+    that robots.txt lists, or ``/sitemap.xml``.
+    """
+
+    name = "site"
+    arguments_spec: ClassVar[dict[str, Arg]] = {
+        "start_url": Arg(validate_url, multiple="urls", help="where to start; repeatable"),
+        "allow": Arg(regex, multiple="lines", help="only follow URLs matching (repeatable)"),
+        "deny": Arg(regex, multiple="lines", help="never follow URLs matching (repeatable)"),
+        "depth": Arg(non_negative_int, default=3, help="link hops from a start URL"),
+        "max_pages": Arg(positive_int, default=1000, help="stop scheduling after this many"),
+        "sitemap": Arg(boolean, default=False, help="also seed from the site's sitemaps"),
+    }
+
+    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        starts: list[str] = self.arguments["start_url"] or []
+        if not starts:
+            raise ArgumentError("site needs -a start_url=URL")
+        # Offsite filtering (Scrapy's OffsiteMiddleware) keeps the crawl on these hosts.
+        self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in starts})
+        self.links = LinkExtractor(
+            allow=self.arguments["allow"] or (),
+            deny=self.arguments["deny"] or (),
+            allow_domains=self.allowed_domains,
+            unique=True,
+        )
+        self.seen: set[str] = set()
+
+    async def start(self) -> AsyncIterator[Any]:
+        for seed in self.iter_seeds(self.arguments["start_url"], None):
+            request = self._request(seed.url, depth=0)
+            if request is not None:
+                yield request
+            if self.arguments["sitemap"]:
+                root = f"{urlsplit(seed.url).scheme}://{urlsplit(seed.url).netloc}"
+                yield scrapy.Request(
+                    f"{root}/robots.txt", callback=self.parse_robots, errback=self.on_error_quiet
+                )
+
+    def _request(self, url: str, depth: int) -> scrapy.Request | None:
+        """A request for a page not seen yet, or None (seen, or the page budget is spent)."""
+        if url in self.seen:
+            return None
+        if len(self.seen) >= self.arguments["max_pages"]:
+            self.crawler.stats.inc_value("site/max_pages_skipped")
+            return None
+        self.seen.add(url)
+        return scrapy.Request(
+            url, callback=self.parse, errback=self.on_error, cb_kwargs={"hops": depth}
+        )
+
+    def parse(self, response: Response, hops: int) -> Iterator[Any]:
+        yield page_item(response, response.meta.get("redirect_urls", [response.url])[0])
+        if hops >= self.arguments["depth"] or not isinstance(response, TextResponse):
+            return
+        for link in self.links.extract_links(response):
+            request = self._request(link.url, hops + 1)
+            if request is not None:
+                yield request
+
+    def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
+        sitemaps = list(sitemap_urls_from_robots(response.text, base_url=response.url))
+        if not sitemaps:
+            sitemaps = [response.urljoin("/sitemap.xml")]
+        for url in sitemaps:
+            yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error_quiet)
+
+    def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
+        try:
+            sitemap = Sitemap(response.body)
+        except Exception as exc:  # malformed XML: record and go on
+            self.logger.warning(f"unreadable sitemap {response.url}: {exc}")
+            return
+        for entry in sitemap:
+            loc = entry.get("loc", "")
+            if sitemap.type == "sitemapindex":
+                yield scrapy.Request(loc, callback=self.parse_sitemap, errback=self.on_error_quiet)
+            elif self.links.matches(loc):
+                request = self._request(loc, depth=1)
+                if request is not None:
+                    yield request
+
+    def on_error(self, failure: Failure) -> Any:
+        self.count_fetch_error(failure)
+        request = failure.request  # type: ignore[attr-defined]
+        return error_item(failure, request.meta.get("redirect_urls", [request.url])[0])
+
+    def on_error_quiet(self, failure: Failure) -> None:
+        self.logger.info(f"no sitemap: {failure.request.url}: {failure.value}")  # type: ignore[attr-defined]
