@@ -25,14 +25,21 @@ class BaseSpider(scrapy.Spider):
 
     arguments_spec: ClassVar[dict[str, Arg]] = {}
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(name)
+    def __init__(self, **kwargs: Any) -> None:
+        # `-a name=…` is refused like any undeclared argument: it would rename the spider.
         self.arguments: dict[str, Any] = self.parse_arguments(kwargs)
+        super().__init__()
 
     @classmethod
     def parse_arguments(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Typed values of the raw ``-a`` strings; ``ArgumentError`` when one is bad."""
-        return parse_arguments(cls.arguments_spec, raw)
+        values = parse_arguments(cls.arguments_spec, raw)
+        cls.check_arguments(values)
+        return values
+
+    @classmethod
+    def check_arguments(cls, values: dict[str, Any]) -> None:
+        """Checks across arguments (e.g. one of two is required); raise ``ArgumentError``."""
 
     def iter_seeds(self, urls: list[str] | None, path: str | None) -> Iterator[Seed]:
         """Seeds from ``-a url=…`` then from ``-a urls=FILE``; bad file lines are logged, skipped.

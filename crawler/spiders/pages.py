@@ -34,9 +34,9 @@ class PagesSpider(BaseSpider):
         "urls": Arg(readable_file, help="file of URLs: one per line, or CSV with a 'url' column"),
     }
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        if not self.arguments["url"] and not self.arguments["urls"]:
+    @classmethod
+    def check_arguments(cls, values: dict[str, Any]) -> None:
+        if not values["url"] and not values["urls"]:
             raise ArgumentError("pages needs -a url=URL or -a urls=FILE")
 
     async def start(self) -> AsyncIterator[Any]:

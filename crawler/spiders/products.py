@@ -40,11 +40,14 @@ class ProductsSpider(BaseSpider):
     product_links = "article.product-card a::attr(href), section.featured a::attr(href)"
     next_page = "a[rel=next]::attr(href)"
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        if not self.arguments["start_url"]:
-            raise ArgumentError("products needs -a start_url=URL (the shop's home page)")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.product_requests = 0
+
+    @classmethod
+    def check_arguments(cls, values: dict[str, Any]) -> None:
+        if not values["start_url"]:
+            raise ArgumentError("products needs -a start_url=URL (the shop's home page)")
 
     async def start(self) -> AsyncIterator[Any]:
         yield scrapy.Request(self.arguments["start_url"], errback=self.on_error)

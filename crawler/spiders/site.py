@@ -42,11 +42,9 @@ class SiteSpider(BaseSpider):
         "sitemap": Arg(boolean, default=False, help="also seed from the site's sitemaps"),
     }
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        starts: list[str] = self.arguments["start_url"] or []
-        if not starts:
-            raise ArgumentError("site needs -a start_url=URL")
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        starts: list[str] = self.arguments["start_url"]
         # Offsite filtering (Scrapy's OffsiteMiddleware) keeps the crawl on these hosts.
         self.allowed_domains = sorted({urlsplit(u).hostname or "" for u in starts})
         self.links = LinkExtractor(
@@ -56,6 +54,11 @@ class SiteSpider(BaseSpider):
             unique=True,
         )
         self.seen: set[str] = set()
+
+    @classmethod
+    def check_arguments(cls, values: dict[str, Any]) -> None:
+        if not values["start_url"]:
+            raise ArgumentError("site needs -a start_url=URL")
 
     async def start(self) -> AsyncIterator[Any]:
         for seed in self.iter_seeds(self.arguments["start_url"], None):
