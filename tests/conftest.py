@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import os
 import socket
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from crawler.demo.server import DemoSite
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import run_crawl_in
 
 
 @pytest.fixture(scope="session")
@@ -52,47 +45,13 @@ def silent_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/silent"
 
 
-@dataclass
-class CrawlResult:
-    returncode: int
-    stdout: str
-    stderr: str
-    db: Path
-    out: Path
-
-    def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
-        with sqlite3.connect(self.db) as conn:
-            conn.row_factory = sqlite3.Row
-            return conn.execute(sql, params).fetchall()
-
-    def csv_files(self) -> list[Path]:
-        return sorted(self.out.rglob("*.csv"))
-
-    def csv_rows(self) -> list[dict[str, str]]:
-        (path,) = self.csv_files()
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-
-
-def scrapy_env() -> dict[str, str]:
-    return dict(os.environ, SCRAPY_SETTINGS_MODULE="crawler.settings", PYTHONPATH=str(ROOT))
-
-
 @pytest.fixture
 def run_crawl(tmp_path: Path) -> Any:
-    """Run `scrapy crawl SPIDER ARGS…` in a subprocess with the store and CSV under tmp_path."""
+    """`run_crawl(spider, *args)`: a crawl whose files live in the test's tmp_path."""
+    return lambda spider, *args, **kw: run_crawl_in(tmp_path, spider, *args, **kw)
 
-    def run(spider: str, *args: str, profile: str = "fast", timeout: float = 120) -> CrawlResult:
-        db, out = tmp_path / "crawler.sqlite", tmp_path / "out"
-        command = [
-            sys.executable, "-m", "scrapy", "crawl", spider, *args,
-            "-s", f"SQLITE_PATH={db}", "-s", f"CSV_EXPORT_DIR={out}",
-            "-s", f"CRAWL_PROFILE={profile}",
-        ]  # fmt: skip
-        done = subprocess.run(
-            command, cwd=tmp_path, env=scrapy_env(), capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
-        return CrawlResult(done.returncode, done.stdout, done.stderr, db, out)
 
-    return run
+@pytest.fixture(scope="session")
+def crawl_in() -> Any:
+    """`crawl_in(workdir, spider, *args)`: for module-scoped fixtures that share one crawl."""
+    return run_crawl_in

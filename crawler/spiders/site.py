@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import TextResponse
 from scrapy.linkextractors import LinkExtractor
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
@@ -115,6 +116,8 @@ class SiteSpider(BaseSpider):
                     yield request
 
     def on_error(self, failure: Failure) -> Any:
+        if failure.check(IgnoreRequest):
+            return None  # robots.txt or offsite: Scrapy counts these in its own stats
         self.count_fetch_error(failure)
         request = failure.request  # type: ignore[attr-defined]
         return error_item(failure, request.meta.get("redirect_urls", [request.url])[0])
