@@ -19,7 +19,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "CONCURRENT_REQUESTS": 16,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
         "DOWNLOAD_DELAY": 1.0,
-        "RANDOMIZE_DOWNLOAD_DELAY": True,
+        "DOWNLOAD_DELAY_JITTER": 0.5,  # each delay varies by ±50%
         "AUTOTHROTTLE_ENABLED": True,
         "AUTOTHROTTLE_START_DELAY": 1.0,
         "AUTOTHROTTLE_MAX_DELAY": 60.0,
@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "CONCURRENT_REQUESTS": 32,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
         "DOWNLOAD_DELAY": 0.25,
-        "RANDOMIZE_DOWNLOAD_DELAY": True,
+        "DOWNLOAD_DELAY_JITTER": 0.5,  # each delay varies by ±50%
         "AUTOTHROTTLE_ENABLED": True,
         "AUTOTHROTTLE_START_DELAY": 0.5,
         "AUTOTHROTTLE_MAX_DELAY": 30.0,
@@ -45,7 +45,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "CONCURRENT_REQUESTS": 100,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 100,
         "DOWNLOAD_DELAY": 0.0,
-        "RANDOMIZE_DOWNLOAD_DELAY": False,
+        "DOWNLOAD_DELAY_JITTER": 0.0,
         "AUTOTHROTTLE_ENABLED": False,
         "RETRY_TIMES": 1,
         "DOWNLOAD_TIMEOUT": 10,

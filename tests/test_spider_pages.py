@@ -49,7 +49,7 @@ def test_one_record_per_input_url_even_when_it_fails(
     moved = rows[f"{base}old-products/99"]
     assert (moved["status"], moved["final_url"]) == (200, f"{base}products/99")
     refused = rows[refused_url]
-    assert refused["status"] is None and refused["error"].startswith("ConnectionRefusedError")
+    assert refused["status"] is None and "ConnectionRefused" in refused["error"]
     silent = rows[silent_url]
     assert silent["status"] is None and "TimeoutError" in silent["error"]
     (run,) = result.rows("SELECT * FROM runs")

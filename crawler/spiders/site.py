@@ -9,6 +9,7 @@ import scrapy
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import TextResponse
 from scrapy.linkextractors import LinkExtractor
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
 from crawler.arguments import Arg, boolean, non_negative_int, positive_int, regex
@@ -51,7 +52,6 @@ class SiteSpider(BaseSpider):
         self.links = LinkExtractor(
             allow=self.arguments["allow"] or (),
             deny=self.arguments["deny"] or (),
-            allow_domains=self.allowed_domains,
             unique=True,
         )
         self.seen: set[str] = set()
@@ -74,7 +74,7 @@ class SiteSpider(BaseSpider):
 
     def _request(self, url: str, depth: int) -> scrapy.Request | None:
         """A request for a page not seen yet, or None (seen, or the page budget is spent)."""
-        if url in self.seen:
+        if url in self.seen or not self._on_site(url):
             return None
         if len(self.seen) >= self.arguments["max_pages"]:
             self.crawler.stats.inc_value("site/max_pages_skipped")
@@ -83,6 +83,10 @@ class SiteSpider(BaseSpider):
         return scrapy.Request(
             url, callback=self.parse, errback=self.on_error, cb_kwargs={"hops": depth}
         )
+
+    def _on_site(self, url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == d or host.endswith(f".{d}") for d in self.allowed_domains)
 
     def parse(self, response: Response, hops: int) -> Iterator[Any]:
         yield page_item(response, response.meta.get("redirect_urls", [response.url])[0])
@@ -116,7 +120,7 @@ class SiteSpider(BaseSpider):
                     yield request
 
     def on_error(self, failure: Failure) -> Any:
-        if failure.check(IgnoreRequest):
+        if isinstance(failure.value, IgnoreRequest) and not isinstance(failure.value, HttpError):
             return None  # robots.txt or offsite: Scrapy counts these in its own stats
         self.count_fetch_error(failure)
         request = failure.request  # type: ignore[attr-defined]

@@ -1,0 +1,138 @@
+"""``RunRecorder``: one row per crawl in the store's ``runs`` table, and every rejected item.
+
+Settings: ``SQLITE_ENABLED`` (off: not loaded), ``CRAWL_PROFILE`` (recorded), and every setting
+given on the command line (``-s``), recorded with secrets masked. The run row is inserted when
+the spider opens (its id goes to the ``run/id`` stat) and completed when it closes: finish
+reason, counts, exit status and the final stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy import signals
+from scrapy.exceptions import CloseSpider
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
+
+from crawler import stats as keys
+from crawler.commands.crawl import FAILED_REASONS
+from crawler.exceptions import RejectItem
+from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
+from crawler.storage.store import UNSAVED_ITEMS
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.statscollectors import StatsCollector
+
+    from crawler.storage import Store
+
+logger = logging.getLogger(__name__)
+
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "AUTH", "PROXY", "COOKIE")
+MASK = "***"
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def is_secret(name: str) -> bool:
+    return any(marker in name.upper() for marker in SECRET_MARKERS)
+
+
+def masked(name: str, value: Any) -> Any:
+    """``value`` of the setting ``name`` with secrets replaced by ``***`` (also nested)."""
+    if is_secret(name):
+        return MASK
+    if isinstance(value, BaseSettings):
+        value = value.copy_to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): masked(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked("", v) for v in value]
+    if isinstance(value, str):
+        return _URL_CREDENTIALS.sub(f"{MASK}@", value)  # user:password@ in URLs
+    return value
+
+
+def command_line_settings(settings: BaseSettings) -> dict[str, Any]:
+    """The settings given with ``-s`` (cmdline priority), secrets masked."""
+    cmdline = SETTINGS_PRIORITIES["cmdline"]
+    return {
+        name: masked(name, settings[name])
+        for name in sorted(settings)
+        if (settings.getpriority(name) or 0) >= cmdline
+    }
+
+
+class RunRecorder:
+    """Writes the ``runs`` row of a crawl and a ``rejects`` row per ``RejectItem``."""
+
+    def __init__(self, crawler: Crawler, store: Store) -> None:
+        self.crawler = crawler
+        self.store = store
+        store.hold()
+        self.run_id: int | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RunRecorder:
+        ext = cls(crawler, store_for(crawler))  # NotConfigured when SQLITE_ENABLED is off
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Spider) -> None:
+        # Runs after the pipelines' open_spider: the store may already be open (or have failed).
+        open_for_crawl(self.store)
+        settings = self.crawler.settings
+        try:
+            self.run_id = self.store.start_run(
+                spider.name,
+                arguments=getattr(spider, "arguments", {}),
+                profile=settings.get("CRAWL_PROFILE"),
+                settings=command_line_settings(settings),
+            )
+        except StoreError as exc:
+            logger.error(f"SQLite store unavailable: {exc}")
+            raise CloseSpider(STORE_ERROR) from exc
+        self._stats().set_value(keys.RUN_ID, self.run_id)
+
+    def item_dropped(self, item: Any, exception: BaseException) -> None:
+        if not isinstance(exception, RejectItem):
+            return
+        values = dict(ItemAdapter(item)) if ItemAdapter.is_item(item) else {"value": item}
+        self.store.add_reject(type(item).__name__, values, exception.reason)
+        if self.store.is_open and self.store.flush_due():
+            self.store.flush()
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        try:
+            if self.store.is_open:
+                self.store.flush()  # rejects, and items the pipeline could not write
+                if self.run_id is not None:
+                    self._finish(reason)
+        finally:
+            self.store.release()  # last holder: closes the store after the run row is done
+
+    def _finish(self, reason: str) -> None:
+        assert self.run_id is not None
+        stats = self._stats()
+        if self.store.pending_items:
+            stats.set_value(UNSAVED_ITEMS, self.store.pending_items)
+        values = stats.get_stats()
+        try:
+            self.store.finish_run(
+                self.run_id,
+                reason=reason,
+                counts=keys.run_counts(values),
+                exit_status=1 if reason in FAILED_REASONS else 0,
+                stats=values,
+            )
+        except StoreError as exc:
+            logger.error(f"SQLite store: run {self.run_id} not finalised: {exc}")
+
+    def _stats(self) -> StatsCollector:
+        return self.crawler.stats

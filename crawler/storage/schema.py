@@ -1,0 +1,250 @@
+"""The store's schema: numbered migrations for the core tables, and one table per item class.
+
+Core tables (``runs``, ``rejects``, ``fetch_state``) change only through ``MIGRATIONS``, applied
+in order and recorded in ``PRAGMA user_version``. Item tables are derived from the item
+dataclass: one column per field, a unique index on the natural key, and bookkeeping columns; a
+field added to the class later becomes a new column (additive only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from crawler.items import FieldSpec, field_specs, item_key, item_table
+
+MIGRATIONS: list[str] = [
+    # 1: runs, rejects and per-URL fetch state
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        spider TEXT NOT NULL,
+        arguments TEXT,
+        profile TEXT,
+        settings TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        finish_reason TEXT,
+        pages INTEGER,
+        items INTEGER,
+        rejects INTEGER,
+        duplicates INTEGER,
+        errors INTEGER,
+        exit_status INTEGER,
+        stats TEXT
+    );
+    CREATE TABLE rejects (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id),
+        item_type TEXT,
+        item TEXT,
+        reason TEXT,
+        url TEXT,
+        created_at TEXT
+    );
+    CREATE INDEX rejects_run_id ON rejects(run_id);
+    CREATE TABLE fetch_state (
+        url TEXT PRIMARY KEY,
+        status INTEGER,
+        etag TEXT,
+        last_modified TEXT,
+        content_hash TEXT,
+        fetched_at TEXT,
+        run_id INTEGER
+    );
+    """,
+]
+
+CORE_TABLES = frozenset({"runs", "rejects", "fetch_state"})
+BOOKKEEPING: dict[str, str] = {
+    "first_run_id": "INTEGER",
+    "last_run_id": "INTEGER",
+    "first_seen_at": "TEXT",
+    "last_seen_at": "TEXT",
+    "changed_at": "TEXT",
+    "row_hash": "TEXT",
+}
+SQL_TYPES: dict[type, str] = {
+    str: "TEXT",
+    int: "INTEGER",
+    float: "REAL",
+    bool: "INTEGER",
+    Decimal: "TEXT",  # the exact decimal string: a REAL would round prices
+    datetime: "TEXT",
+    list: "TEXT",
+}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def quote(name: str) -> str:
+    """``name`` as a quoted SQL identifier; ``ValueError`` unless it is a plain identifier."""
+    if not _IDENTIFIER.fullmatch(name) or name.lower().startswith("sqlite_"):
+        raise ValueError(f"{name!r} is not a valid table or column name")
+    return f'"{name}"'
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE … COMMIT``; rolled back as a whole on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> Iterator[str]:
+    # executescript() would COMMIT our transaction first, so run the statements one by one.
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()[:60]!r}")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the pending migrations in one transaction; return the schema version."""
+    latest = len(MIGRATIONS)
+    if conn.execute("PRAGMA user_version").fetchone()[0] == latest:
+        return latest
+    with transaction(conn):
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])  # re-read under lock
+        if version > latest:
+            raise sqlite3.DatabaseError(f"schema version {version} is newer than this code")
+        for script in MIGRATIONS[version:]:
+            for statement in _statements(script):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {latest}")
+    return latest
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO-8601 in UTC; a naive datetime is taken to be UTC already."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold made plain: datetimes ISO, Decimals exact."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def to_json(value: Any, *, canonical: bool = False) -> str:
+    if canonical:
+        return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"))
+    return json.dumps(jsonable(value), ensure_ascii=False)
+
+
+def to_db(kind: type, value: Any) -> Any:
+    """One field value as stored in its column (see ``SQL_TYPES``)."""
+    if value is None:
+        return None
+    if kind is list:
+        return to_json(value)
+    if kind is Decimal and isinstance(value, Decimal | int | float):
+        return format(Decimal(str(value)) if isinstance(value, float) else Decimal(value), "f")
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str | int | float | bytes):
+        return value
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return to_json(value) if isinstance(value, Mapping | list | tuple) else str(jsonable(value))
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """The table of one item class: its DDL, its upsert, and how an item becomes a row."""
+
+    name: str
+    fields: tuple[FieldSpec, ...]
+    key: tuple[str, ...]
+
+    @classmethod
+    @cache
+    def for_class(cls, item_cls: type) -> ItemTable:
+        """Checks the class once: names, key, no clash with core tables or bookkeeping."""
+        name, fields, key = item_table(item_cls), field_specs(item_cls), item_key(item_cls)
+        names = [f.name for f in fields]
+        for ident in (name, *names):
+            try:
+                quote(ident)
+            except ValueError as exc:
+                raise TypeError(f"{item_cls.__name__}: {exc}") from None
+        if name in CORE_TABLES:
+            raise TypeError(f"{item_cls.__name__}: table name {name!r} is reserved by the store")
+        if clash := sorted(set(names) & BOOKKEEPING.keys()):
+            raise TypeError(f"{item_cls.__name__}: field names {clash} are reserved by the store")
+        if not key or not set(key) <= set(names):
+            raise TypeError(f"{item_cls.__name__}: key {key!r} must name fields of the class")
+        return cls(name, fields, key)
+
+    def columns(self) -> dict[str, str]:
+        return {f.name: SQL_TYPES[f.type] for f in self.fields} | BOOKKEEPING
+
+    def ensure(self, conn: sqlite3.Connection) -> None:
+        """Create the table and its key index, or add the columns it lacks."""
+        table = quote(self.name)
+        with transaction(conn):
+            defs = ", ".join(f"{quote(c)} {t}" for c, t in self.columns().items())
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({defs})")
+            existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for column, sql_type in self.columns().items():
+                if column not in existing:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)} {sql_type}")
+            keys = ", ".join(quote(k) for k in self.key)
+            index = quote(f"{self.name}_key")
+            conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({keys})")
+
+    @property
+    def upsert_sql(self) -> str:
+        table, names = quote(self.name), [f.name for f in self.fields]
+        columns = [*names, *BOOKKEEPING]
+        updates = [f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in self.key]
+        updates += [
+            "last_run_id = excluded.last_run_id",
+            "last_seen_at = excluded.last_seen_at",
+            f"changed_at = CASE WHEN {table}.row_hash IS NOT excluded.row_hash"
+            f" THEN excluded.last_seen_at ELSE {table}.changed_at END",
+            "row_hash = excluded.row_hash",
+        ]
+        return (
+            f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)})"
+            f" VALUES ({', '.join('?' for _ in columns)})"
+            f" ON CONFLICT ({', '.join(quote(k) for k in self.key)})"
+            f" DO UPDATE SET {', '.join(updates)}"
+        )
+
+    def row(self, values: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
+        """The field values as stored, and their row hash (unset fields do not count)."""
+        stored = tuple(to_db(f.type, values.get(f.name)) for f in self.fields)
+        present = {f.name: v for f, v in zip(self.fields, stored, strict=True) if v is not None}
+        return stored, hashlib.sha256(to_json(present, canonical=True).encode()).hexdigest()

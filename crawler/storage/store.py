@@ -1,0 +1,364 @@
+"""``Store``: the SQLite file behind a crawl — its connection, batched writes, and a few reads.
+
+Settings (read by ``StoreConfig.from_settings``): ``SQLITE_ENABLED``, ``SQLITE_PATH``,
+``SQLITE_BATCH_SIZE``, ``SQLITE_BATCH_SECONDS``, ``SQLITE_BUSY_TIMEOUT``, ``SQLITE_SYNCHRONOUS``.
+Items and rejects are buffered and written in one ``BEGIN IMMEDIATE`` transaction per batch; a
+batch that fails is rolled back and kept for the next flush, so nothing collected is dropped.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import NotConfigured
+
+from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from scrapy.settings import BaseSettings
+    from scrapy.statscollectors import StatsCollector
+
+    from crawler.stats import RunCounts
+
+logger = logging.getLogger(__name__)
+
+ITEMS_WRITTEN = "sqlite/items_written"
+REJECTS_WRITTEN = "sqlite/rejects_written"
+BATCHES = "sqlite/batches"
+WRITE_ERRORS = "sqlite/write_errors"
+UNSAVED_ITEMS = "sqlite/unsaved_items"
+UNSAVED_REJECTS = "sqlite/unsaved_rejects"
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_RUN_JSON = ("arguments", "settings", "stats")
+_INSERT_REJECT = (
+    "INSERT INTO rejects (run_id, item_type, item, reason, url, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message is ``<path>: <reason>``."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: Path
+    batch_size: int = 500
+    batch_seconds: float = 2.0
+    busy_timeout: float = 30.0
+    synchronous: str = "NORMAL"
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in SYNCHRONOUS_MODES:
+            modes = "|".join(SYNCHRONOUS_MODES)
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be {modes}, not {self.synchronous!r}")
+        if not str(self.path):
+            raise ValueError("SQLITE_PATH is empty")
+        if self.batch_size < 1:
+            raise ValueError(f"SQLITE_BATCH_SIZE must be at least 1, not {self.batch_size}")
+        if self.batch_seconds <= 0 or self.busy_timeout < 0:
+            raise ValueError("SQLITE_BATCH_SECONDS must be > 0 and SQLITE_BUSY_TIMEOUT >= 0")
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> StoreConfig:
+        if not settings.getbool("SQLITE_ENABLED"):
+            raise NotConfigured("SQLITE_ENABLED is off")
+        return cls(
+            path=Path(str(settings.get("SQLITE_PATH") or "")),
+            batch_size=settings.getint("SQLITE_BATCH_SIZE", 500),
+            batch_seconds=settings.getfloat("SQLITE_BATCH_SECONDS", 2.0),
+            busy_timeout=settings.getfloat("SQLITE_BUSY_TIMEOUT", 30.0),
+            synchronous=str(settings.get("SQLITE_SYNCHRONOUS") or "NORMAL").strip().upper(),
+        )
+
+
+@dataclass
+class _Batch:
+    items: list[tuple[ItemTable, tuple[Any, ...], str, str]] = field(default_factory=list)
+    rejects: list[tuple[str, str, str, str | None, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.rejects)
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's word for "a file is in the way"
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return f"{reason}: {exc.filename}" if exc.filename not in (None, str(path)) else reason
+    parent = path.parent if str(path.parent) else Path()
+    hint = "" if os.access(parent, os.W_OK) else f" (directory {parent} is not writable)"
+    return f"{exc}{hint}"
+
+
+class Store:
+    """One SQLite connection with a write buffer; shared by the components of one crawl."""
+
+    def __init__(self, config: StoreConfig, stats: StatsCollector | None = None) -> None:
+        self.config = config
+        self.stats = stats
+        self.run_id: int | None = None
+        self.open_error: StoreError | None = None
+        self.failed_flushes = 0  # in a row
+        self.last_error: StoreError | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pending = _Batch()
+        self._ready: set[ItemTable] = set()  # item tables checked on this connection
+        self._last_flush = time.monotonic()
+        self._holds = 0
+
+    # --- connection -------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.config.path}: store is not open")
+        return self._conn
+
+    def open(self) -> None:
+        """Connect, set the pragmas and migrate; idempotent. Raises ``StoreError``."""
+        if self._conn is not None:
+            return
+        if self.open_error is not None:
+            raise self.open_error
+        path = self.config.path
+        try:
+            _make_parent(path)
+            conn = sqlite3.connect(path, timeout=self.config.busy_timeout, isolation_level=None)
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self.config.synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except (OSError, sqlite3.Error) as exc:
+            self.open_error = self._error(exc)
+            raise self.open_error from exc
+        self._conn, self._last_flush = conn, time.monotonic()
+
+    def hold(self) -> None:
+        """Register one more user; the store closes when the last one calls ``release``."""
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds -= 1
+        if self._holds <= 0:
+            self.close()
+
+    def close(self) -> None:
+        """Flush a last time, report what could not be saved, and disconnect."""
+        if self._pending and self._conn is not None:
+            self.flush()
+        items, rejects = len(self._pending.items), len(self._pending.rejects)
+        if items or rejects:
+            reason = self.open_error or self.last_error or f"{self.config.path}: store not open"
+            logger.error(f"SQLite store: {items} items and {rejects} rejects not saved: {reason}")
+            self._set_stat(UNSAVED_ITEMS, items)
+            self._set_stat(UNSAVED_REJECTS, rejects)
+            self._pending = _Batch()  # reported once; a second close() stays quiet
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- batched writes ---------------------------------------------------------------------
+    @property
+    def pending_items(self) -> int:
+        return len(self._pending.items)
+
+    @property
+    def pending_rejects(self) -> int:
+        return len(self._pending.rejects)
+
+    def add_item(self, item_cls: type, values: Mapping[str, Any]) -> None:
+        """Buffer one item; ``TypeError`` if its class cannot be stored."""
+        table = ItemTable.for_class(item_cls)
+        row, row_hash = table.row(values)
+        self._pending.items.append((table, row, row_hash, utc_now()))
+
+    def add_reject(self, item_type: str, item: Mapping[str, Any], reason: str) -> None:
+        url = item.get("url")
+        record = (item_type, to_json(item), reason, None if url is None else str(url), utc_now())
+        self._pending.rejects.append(record)
+
+    def flush_due(self) -> bool:
+        """A full batch, or one waiting for ``batch_seconds``; after a failure, time only."""
+        if not self._pending:
+            return False
+        waited = time.monotonic() - self._last_flush >= self.config.batch_seconds
+        full = len(self._pending) >= self.config.batch_size and not self.failed_flushes
+        return waited or full
+
+    def flush(self) -> bool:
+        """Write the buffer in one transaction; on failure keep it for the next flush."""
+        self._last_flush = time.monotonic()
+        batch = self._pending
+        if not batch:
+            return True
+        try:
+            self._write(batch)
+        except (sqlite3.Error, StoreError) as exc:
+            self.failed_flushes += 1
+            self.last_error = self._error(exc)
+            self._inc_stat(WRITE_ERRORS)
+            log = logger.warning if self.failed_flushes == 1 else logger.debug
+            log(f"SQLite write failed, {len(batch)} records kept for retry: {self.last_error}")
+            return False
+        self._pending, self.failed_flushes = _Batch(), 0
+        self._inc_stat(BATCHES)
+        self._inc_stat(ITEMS_WRITTEN, len(batch.items))
+        self._inc_stat(REJECTS_WRITTEN, len(batch.rejects))
+        return True
+
+    def _write(self, batch: _Batch) -> None:
+        conn = self.conn
+        tables = list(dict.fromkeys(t for t, *_ in batch.items))  # one per class, in order
+        for table in tables:
+            if table not in self._ready:
+                table.ensure(conn)
+                self._ready.add(table)
+        run = self.run_id
+        with transaction(conn):
+            for table in tables:
+                rows = [
+                    (*row, run, run, seen, seen, seen, row_hash)
+                    for t, row, row_hash, seen in batch.items
+                    if t == table
+                ]
+                conn.executemany(table.upsert_sql, rows)
+            conn.executemany(_INSERT_REJECT, [(run, *r) for r in batch.rejects])
+
+    def _error(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        return StoreError(f"{self.config.path}: {_reason(exc, self.config.path)}")
+
+    def _inc_stat(self, key: str, count: int = 1) -> None:
+        if self.stats is not None and count:
+            self.stats.inc_value(key, count)
+
+    def _set_stat(self, key: str, value: int) -> None:
+        if self.stats is not None:
+            self.stats.set_value(key, value)
+
+    # --- runs -------------------------------------------------------------------------------
+    def start_run(
+        self,
+        spider: str,
+        *,
+        arguments: Mapping[str, Any],
+        profile: str | None,
+        settings: Mapping[str, Any],
+    ) -> int:
+        """Insert the ``runs`` row of this crawl; later item rows carry its id."""
+        values = (spider, to_json(arguments), profile, to_json(settings), utc_now())
+        try:
+            with transaction(self.conn):
+                cursor = self.conn.execute(
+                    "INSERT INTO runs (spider, arguments, profile, settings, started_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    values,
+                )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        assert cursor.lastrowid is not None
+        self.run_id = cursor.lastrowid
+        return self.run_id
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        reason: str,
+        counts: RunCounts,
+        exit_status: int,
+        stats: Mapping[str, Any],
+    ) -> None:
+        values = (utc_now(), reason, *counts.as_dict().values(), exit_status, to_json(stats))
+        try:
+            with transaction(self.conn):
+                self.conn.execute(
+                    "UPDATE runs SET finished_at = ?, finish_reason = ?, pages = ?, items = ?,"
+                    " rejects = ?, duplicates = ?, errors = ?, exit_status = ?, stats = ?"
+                    " WHERE id = ?",
+                    (*values, run_id),
+                )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    # --- reads ------------------------------------------------------------------------------
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs, newest first; JSON columns decoded."""
+        sql = "SELECT * FROM runs ORDER BY id DESC LIMIT ?"
+        return [_run_dict(row) for row in self._query(sql, (limit,))]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return _run_dict(rows[0]) if rows else None
+
+    def count(self, table: str) -> int:
+        return int(self._query(f"SELECT count(*) FROM {quote(table)}")[0][0])
+
+    def rows(self, table: str) -> Iterator[dict[str, Any]]:
+        """Every row of ``table`` in insertion order, as dicts of stored values."""
+        sql = f"SELECT * FROM {quote(table)} ORDER BY rowid"
+        try:
+            for row in self.conn.execute(sql):
+                yield dict(row)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+
+def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+    run = dict(row)
+    for name in _RUN_JSON:
+        if run.get(name) is not None:
+            run[name] = json.loads(run[name])
+    return run
+
+
+def open_store(path: str | Path, **options: Any) -> Store:
+    """An open ``Store`` on ``path`` (created and migrated if needed), for commands and tests."""
+    store = Store(StoreConfig(Path(path), **options))
+    store.open()
+    return store
