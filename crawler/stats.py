@@ -34,3 +34,12 @@ def run_counts(stats: dict[str, Any]) -> RunCounts:
         duplicates=int(stats.get(DUPLICATES, 0)),
         errors=int(stats.get(FETCH_ERRORS, 0)) + int(stats.get("spider_exceptions/count", 0)),
     )
+
+
+# Finish reasons that mean the run did not do its job: `scrapy crawl` exits 1 for them.
+FAILED_REASONS = frozenset({"store_error", "csv_error", "shutdown", "cancelled"})
+
+
+def exit_status(reason: str) -> int:
+    """The exit status of a run that ended with ``reason``: 0 for success, 1 for failure."""
+    return 1 if reason in FAILED_REASONS else 0

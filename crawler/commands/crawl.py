@@ -21,6 +21,7 @@ from scrapy.exceptions import UsageError
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.exceptions import ArgumentError
 from crawler.profiles import PROFILES
+from crawler.stats import exit_status
 
 if TYPE_CHECKING:
     import argparse
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-# Finish reasons that mean the run did not do its job.
-FAILED_REASONS = frozenset({"store_error", "csv_error", "shutdown", "cancelled"})
 
 
 def join_repeated(pairs: list[str]) -> list[str]:
@@ -89,4 +88,4 @@ class Command(ScrapyCrawlCommand):
         assert self.crawler_process is not None
         if self.crawler_process.bootstrap_failed or not reasons:
             return EXIT_FAILED
-        return EXIT_FAILED if reasons[0] in FAILED_REASONS else 0
+        return exit_status(reasons[0])

@@ -19,7 +19,6 @@ from scrapy.exceptions import CloseSpider
 from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 
 from crawler import stats as keys
-from crawler.commands.crawl import FAILED_REASONS
 from crawler.exceptions import RejectItem
 from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
 from crawler.storage.store import UNSAVED_ITEMS
@@ -128,7 +127,7 @@ class RunRecorder:
                 self.run_id,
                 reason=reason,
                 counts=keys.run_counts(values),
-                exit_status=1 if reason in FAILED_REASONS else 0,
+                exit_status=keys.exit_status(reason),
                 stats=values,
             )
         except StoreError as exc:

@@ -1,0 +1,274 @@
+"""``CsvPipeline``: one CSV file per item class and run, renamed into place only when complete.
+
+Settings: ``CSV_ENABLED``, ``CSV_EXPORT_DIR``, ``CSV_FILENAME`` (placeholders ``{spider}``,
+``{item}``, ``{run}``, ``{time}``; the result must stay under the export dir),
+``CSV_NEUTRALIZE_FORMULAS``, ``CSV_ENCODING``.
+
+Rows go to a hidden ``.<spider>-<item>.….part-<pid>`` file in the export dir, which is flushed,
+fsynced and ``os.replace``d to its final name at close; a crawl that dies leaves only the part file,
+and an existing file of the final name is only ever replaced by a complete one. Columns are the
+dataclass fields in declaration order. Cells: ``None`` is empty, ``Decimal`` exact (``1234.56``),
+``bool`` is ``true``/``false``, ``datetime`` ISO 8601, a list its values joined by `` | ``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import dataclasses
+import logging
+import os
+import re
+import secrets
+import string
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy.exceptions import CloseSpider, NotConfigured
+from scrapy.utils.defer import deferred_from_coro
+
+from crawler import settings as defaults
+from crawler.items import field_specs, item_table
+from crawler.stats import RUN_ID
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+    from twisted.internet.defer import Deferred
+
+logger = logging.getLogger(__name__)
+
+ROWS_WRITTEN = "csv/rows_written"
+FILES = "csv/files"
+PATHS = "csv/paths"
+CSV_ERROR = "csv_error"  # the finish reason when the CSV files cannot be written
+LIST_SEPARATOR = " | "
+PLACEHOLDERS = frozenset({"spider", "item", "run", "time"})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class CsvConfigError(ValueError):
+    """The CSV settings cannot work (the message is one line for users)."""
+
+
+@dataclass(frozen=True)
+class CsvConfig:
+    export_dir: Path
+    filename: str
+    neutralize_formulas: bool
+    encoding: str
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> CsvConfig:
+        if not settings.getbool("CSV_ENABLED", defaults.CSV_ENABLED):
+            raise NotConfigured("CSV_ENABLED is off")
+        return cls(
+            export_dir=Path(settings.get("CSV_EXPORT_DIR", defaults.CSV_EXPORT_DIR)).expanduser(),
+            filename=settings.get("CSV_FILENAME", defaults.CSV_FILENAME),
+            neutralize_formulas=settings.getbool(
+                "CSV_NEUTRALIZE_FORMULAS", defaults.CSV_NEUTRALIZE_FORMULAS
+            ),
+            encoding=settings.get("CSV_ENCODING", defaults.CSV_ENCODING),
+        )
+
+
+def safe_name(value: str) -> str:
+    """A placeholder value fit for one path component: ``"../evil"`` -> ``"_evil"``."""
+    return _UNSAFE.sub("_", value).lstrip(".") or "_"
+
+
+def resolve_path(export_dir: Path, template: str, **values: str) -> Path:
+    """The file ``template`` names under ``export_dir``; ``CsvConfigError`` if it would escape."""
+    try:
+        names = {
+            field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+        }
+        if unknown := names - PLACEHOLDERS:
+            raise CsvConfigError(f"unknown placeholder(s) {sorted(unknown)}")
+        name = template.format(**{key: safe_name(value) for key, value in values.items()})
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.name:
+            raise CsvConfigError(f"{name!r} is not a file name under the export dir")
+        root = export_dir.resolve()
+        path = (root / relative).resolve()
+    except (ValueError, KeyError, IndexError) as exc:
+        raise CsvConfigError(f"CSV_FILENAME {template!r}: {exc}") from None
+    if not path.is_relative_to(root) or path == root:
+        raise CsvConfigError(f"CSV_FILENAME {template!r}: {path} is outside {root}")
+    return path
+
+
+def cell(value: Any, neutralize_formulas: bool = True) -> str:
+    """The CSV text of one value (numbers are never neutralised; text starting ``=`` may be)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")  # exact and never in exponent notation
+    if isinstance(value, datetime):
+        text = value.isoformat()
+    elif isinstance(value, (list, tuple)):
+        text = LIST_SEPARATOR.join(cell(element, False) for element in value)
+    else:
+        text = str(value)
+    text = text.replace("\x00", "")
+    if neutralize_formulas and text.startswith(_FORMULA_START):
+        return f"'{text}"
+    return text
+
+
+@dataclass
+class _Output:
+    """The part file of one item class."""
+
+    table: str
+    fields: tuple[str, ...]
+    handle: IO[str]
+    writer: Any
+    rows: int = 0
+
+
+class CsvPipeline:
+    """Writes each item class to its own CSV file, published atomically at close (``CSV_*``)."""
+
+    def __init__(self, crawler: Crawler, config: CsvConfig) -> None:
+        self.crawler = crawler
+        self.config = config
+        self.root = config.export_dir
+        self.spider = "spider"
+        self.time = ""
+        self.outputs: dict[type, _Output] = {}
+        self.failed = False
+        self._closing: Deferred[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CsvPipeline:
+        return cls(crawler, CsvConfig.from_settings(crawler.settings))
+
+    async def open_spider(self) -> None:
+        """Check the export dir and file name now: a crawl that cannot save does not start."""
+        # async, so that raising CloseSpider does not keep later components from opening
+        self.spider = str(getattr(self.crawler.spider, "name", None) or "spider")
+        self.time = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        try:
+            codecs.lookup(self.config.encoding)
+            self.root = self.config.export_dir.resolve()
+            self.root.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.root).close()
+            self._final_path("items", self.time)
+        except LookupError:
+            self._refuse(f"unknown CSV_ENCODING {self.config.encoding!r}")
+        except OSError as exc:
+            self._refuse(f"cannot write to {self.config.export_dir}: {exc.strerror or exc}")
+        except CsvConfigError as exc:
+            self._refuse(str(exc))
+
+    def _refuse(self, message: str) -> None:
+        self.failed = True
+        logger.error("CSV: %s", message)
+        raise CloseSpider(CSV_ERROR)
+
+    def process_item(self, item: Any) -> Any:
+        if self.failed or not dataclasses.is_dataclass(item) or isinstance(item, type):
+            return item
+        try:
+            output = self._output(type(item))
+            adapter = ItemAdapter(item)
+            neutralize = self.config.neutralize_formulas
+            output.writer.writerow([cell(adapter.get(name), neutralize) for name in output.fields])
+        except OSError as exc:
+            self._fail(f"cannot write to {self.root}: {exc.strerror or exc}")
+            return item
+        output.rows += 1
+        self.crawler.stats.inc_value(ROWS_WRITTEN)
+        return item
+
+    def _output(self, item_cls: type) -> _Output:
+        if (output := self.outputs.get(item_cls)) is not None:
+            return output
+        table = item_table(item_cls)
+        # not tempfile: its 0600 mode would stay on the published file
+        name = f".{safe_name(self.spider)}-{safe_name(table)}.{secrets.token_hex(4)}"
+        handle = (self.root / f"{name}.part-{os.getpid()}").open(
+            "x",
+            encoding=self.config.encoding,
+            errors="replace",  # a lone surrogate or a character the encoding lacks becomes "?"
+            newline="",
+        )
+        fields = tuple(spec.name for spec in field_specs(item_cls))
+        output = self.outputs[item_cls] = _Output(table, fields, handle, csv.writer(handle))
+        output.writer.writerow(fields)
+        return output
+
+    def _fail(self, message: str) -> None:
+        """Stop writing, drop the part files and close the spider with ``csv_error``."""
+        logger.error("CSV: %s", message)
+        self.failed = True
+        self._discard()
+        self._closing = deferred_from_coro(self.crawler.engine.close_spider_async(reason=CSV_ERROR))
+
+    def close_spider(self) -> None:
+        if self.failed:
+            self._discard()
+            return
+        run = self.crawler.stats.get_value(RUN_ID)
+        run_text = self.time if run is None else str(run)
+        paths: list[str] = []
+        for output in self.outputs.values():
+            try:
+                path = self._publish(output, run_text, paths)
+            except (OSError, CsvConfigError) as exc:
+                logger.error(
+                    "CSV: cannot publish %s (kept %s): %s", output.table, output.handle.name, exc
+                )
+                continue
+            logger.info("CSV: %s (%d rows)", path, output.rows)
+            self.crawler.stats.inc_value(FILES)
+            paths.append(str(path))
+        self.outputs.clear()
+        if paths:
+            self.crawler.stats.set_value(PATHS, paths)
+
+    def _final_path(self, table: str, run: str) -> Path:
+        values = {"spider": self.spider, "item": table, "run": run, "time": self.time}
+        return resolve_path(self.root, self.config.filename, **values)
+
+    def _publish(self, output: _Output, run: str, taken: list[str]) -> Path:
+        output.handle.flush()
+        os.fsync(output.handle.fileno())
+        output.handle.close()
+        path = self._final_path(output.table, run)
+        if str(path) in taken:  # CSV_FILENAME without {item} and more than one item class
+            path = path.with_name(f"{path.stem}-{safe_name(output.table)}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Path(output.handle.name).replace(path)  # os.replace: atomic on one filesystem
+        _fsync_dir(path.parent)
+        return path
+
+    def _discard(self) -> None:
+        for output in self.outputs.values():
+            with contextlib.suppress(OSError):
+                output.handle.close()
+            with contextlib.suppress(OSError):
+                Path(output.handle.name).unlink()
+        self.outputs.clear()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform can open a directory)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
