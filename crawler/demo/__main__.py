@@ -1,4 +1,4 @@
-"""``python -m crawler.demo serve``: serve the demo shop until Ctrl-C (or SIGTERM)."""
+"""The demo shop: ``serve`` it until Ctrl-C (or SIGTERM), or ``crawl`` it (``make crawl``)."""
 
 from __future__ import annotations
 

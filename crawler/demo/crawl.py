@@ -32,6 +32,10 @@ def crawl_command(url: str, spider: str, extra: Sequence[str]) -> list[str]:
         # The demo site is ours to load: no politeness delay needed.
         "-s",
         "CRAWL_PROFILE=fast",
+        # The live progress line and the final summary say what happened; -s LOG_LEVEL=INFO
+        # in `extra` brings Scrapy's full log back.
+        "-s",
+        "LOG_LEVEL=WARNING",
         *extra,
     ]
 

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from scrapy import signals
@@ -105,6 +106,14 @@ class Progress:
         if values.get(keys.RUN_ID) is not None:
             store = self.crawler.settings.get("SQLITE_PATH")
             lines.append(f"  store: {store} (run {values[keys.RUN_ID]})")
-        lines.extend(f"  csv:   {path}" for path in values.get("csv/paths", []))
+        lines.extend(f"  csv:   {_shown(path)}" for path in values.get("csv/paths", []))
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it is under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path

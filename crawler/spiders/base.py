@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
+from scrapy.spidermiddlewares.httperror import HttpError
 
 from crawler import stats as keys
 from crawler.arguments import Arg, parse_arguments
@@ -70,4 +71,10 @@ class BaseSpider(scrapy.Spider):
         self.crawler.stats.inc_value(keys.FETCH_ERRORS)
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
-        self.logger.info(f"fetch failed: {url}: {type(failure.value).__name__}: {failure.value}")
+        exc = failure.value
+        reason = (
+            f"HTTP {exc.response.status}"
+            if isinstance(exc, HttpError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        self.logger.info(f"fetch failed: {url}: {reason}")
