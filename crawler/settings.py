@@ -70,3 +70,15 @@ EXTENSIONS = {
 PROGRESS_ENABLED = True
 PROGRESS_TTY_INTERVAL = 0.5  # seconds between updates of the live line on a terminal
 PROGRESS_LOG_INTERVAL = 10.0  # seconds between progress log lines when not on a terminal
+
+# --- Incremental recrawls (conditional requests, min_age) --------------------------------------
+
+# --- Exit status and scheduling ----------------------------------------------------------------
+
+# --- Export ------------------------------------------------------------------------------------
+
+# --- Politeness: Retry-After backoff, robots.txt, circuit breaker -------------------------------
+
+# --- Safety: private targets, secrets -----------------------------------------------------------
+
+# --- JavaScript rendering (scrapy-playwright) ---------------------------------------------------
