@@ -4,7 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: crawl test lint format bench install clean
+.PHONY: crawl test lint format bench install system-deps clean
+
+# Debian packages the tests use for real: Chromium (JavaScript rendering).
+SYSTEM_DEPS := chromium:chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crawler needs Python 3.11 or newer: set PYTHON=python3.11")'
@@ -19,8 +22,18 @@ install: $(STAMP)
 crawl: $(STAMP)
 	$(PY) -m crawler.demo crawl
 
+## system-deps: install missing Debian packages with apt (as root); quiet when all are present
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	  echo "installing$$missing with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	fi
+
 ## test: the whole suite (real crawls on 127.0.0.1), then ruff and mypy
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
