@@ -7,7 +7,10 @@ Each item class declares:
   dedupe pipeline and for upserts in the store;
 * field types through annotations (``Decimal``, ``int``, ``float``, ``bool``, ``datetime``,
   ``list[str]``, ``str``), which the clean pipeline coerces to and the validate pipeline checks;
-* required fields with ``metadata={"required": True}``.
+* required fields with ``metadata={"required": True}``;
+* volatile fields with ``metadata={"volatile": True}``: values that differ on every fetch of the
+  same content (fetch time, latency); they are stored but do not count towards the row hash, so
+  they never make a row "changed".
 
 A user's own item only needs the same three things; the pipelines and the store adapt to it.
 """
@@ -24,6 +27,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 REQUIRED = {"required": True}
+VOLATILE = {"volatile": True}
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class FieldSpec:
     name: str
     type: type  # the scalar type: str, int, float, bool, Decimal, datetime or list
     required: bool
+    volatile: bool = False  # excluded from the row hash: it changes with every fetch
 
 
 @dataclass
@@ -56,8 +61,8 @@ class PageItem:
     content_type: str | None = None
     content_length: int | None = None
     content_hash: str | None = None
-    response_time: float | None = None
-    fetched_at: datetime | None = field(default=None, metadata=REQUIRED)
+    response_time: float | None = field(default=None, metadata=VOLATILE)
+    fetched_at: datetime | None = field(default=None, metadata=REQUIRED | VOLATILE)
     fetched_with: str | None = "http"
     error: str | None = None
 
@@ -79,6 +84,7 @@ class ProductItem:
     description: str | None = None
     url: str | None = field(default=None, metadata=REQUIRED)
     image_urls: list[str] = field(default_factory=list)
+    fetched_with: str | None = "http"  # "browser" when the page was rendered in Chromium
 
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool, Decimal, datetime, list)
@@ -106,7 +112,12 @@ def field_specs(item_cls: type) -> tuple[FieldSpec, ...]:
         raise TypeError(f"{item_cls.__name__} is not a dataclass item")
     hints = typing.get_type_hints(item_cls)
     return tuple(
-        FieldSpec(f.name, _scalar_type(hints[f.name]), bool(f.metadata.get("required")))
+        FieldSpec(
+            f.name,
+            _scalar_type(hints[f.name]),
+            bool(f.metadata.get("required")),
+            bool(f.metadata.get("volatile")),
+        )
         for f in dataclasses.fields(item_cls)
     )
 

@@ -27,6 +27,11 @@ def _host(url: str) -> str:
     return host.removeprefix("www.")
 
 
+def fetched_with(response: Response) -> str:
+    """``"browser"`` for a page rendered by scrapy-playwright, else ``"http"``."""
+    return "browser" if "playwright" in response.flags else "http"
+
+
 def page_item(response: Response, url: str) -> PageItem:
     """The ``PageItem`` of a response to the request for ``url`` (before redirects)."""
     content_type = response.headers.get(b"Content-Type")
@@ -39,6 +44,7 @@ def page_item(response: Response, url: str) -> PageItem:
         content_hash=hashlib.sha256(response.body).hexdigest(),
         response_time=response.meta.get("download_latency"),
         fetched_at=datetime.now(UTC),
+        fetched_with=fetched_with(response),
     )
     if response.status >= 400:
         item.error = f"HTTP {response.status}"
@@ -85,9 +91,12 @@ def error_item(failure: Failure, url: str) -> PageItem:
     if isinstance(exc, HttpError):
         return page_item(exc.response, url)
     request = getattr(failure, "request", None)
+    rendered = request is not None and bool(request.meta.get("playwright"))
+    first_line = next(iter(str(exc).strip().splitlines()), "")  # Playwright appends a call log
     return PageItem(
         url=url,
         final_url=request.url if request is not None else None,
         fetched_at=datetime.now(UTC),
-        error=f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
+        fetched_with="browser" if rendered else "http",
+        error=f"{type(exc).__name__}: {first_line}".strip().rstrip(":"),
     )

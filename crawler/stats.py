@@ -1,9 +1,19 @@
-"""The run counters every report shows, derived from Scrapy's stats in one place."""
+"""The run counters every report shows, and the exit-status policy, derived from stats in one place.
+
+The policy (``HealthPolicy``, ``judge``) decides whether a run worked; ``HealthMonitor``
+(``crawler/extensions/health.py``) applies it when the spider closes and records the verdict in
+the stats, where the run recorder and ``scrapy crawl`` read it (``recorded_verdict``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from scrapy.settings import BaseSettings
 
 # Stats keys our own components write.
 # requests that ended in an error (after retries) or with HTTP >= 400
@@ -11,6 +21,10 @@ FETCH_ERRORS = "crawl/fetch_errors"
 REJECTED = "validate/rejected"  # items the validate pipeline refused (also in the rejects table)
 DUPLICATES = "dedupe/dropped"  # items dropped as a repeat of a natural key in this run
 RUN_ID = "run/id"  # id of this run in the store's runs table
+RESPONSES = "health/responses"  # final responses to the spider's requests (robots.txt excluded)
+ERROR_RESPONSES = "health/error_responses"  # of those, HTTP >= 400
+HEALTH_STATUS = "health/exit_status"  # the verdict: 0 or 1
+HEALTH_FAILURE = "health/failure"  # why the run failed, one line per kind joined by "; "
 
 
 @dataclass(frozen=True)
@@ -25,7 +39,7 @@ class RunCounts:
         return asdict(self)
 
 
-def run_counts(stats: dict[str, Any]) -> RunCounts:
+def run_counts(stats: Mapping[str, Any]) -> RunCounts:
     """Pages fetched, items kept, items rejected, duplicates dropped, and errors of a run."""
     return RunCounts(
         pages=int(stats.get("response_received_count", 0)),
@@ -36,10 +50,107 @@ def run_counts(stats: dict[str, Any]) -> RunCounts:
     )
 
 
-# Finish reasons that mean the run did not do its job: `scrapy crawl` exits 1 for them.
+# Finish reasons that mean failure even when the health monitor is off (HEALTH_ENABLED=False).
 FAILED_REASONS = frozenset({"store_error", "csv_error", "shutdown", "cancelled"})
 
 
 def exit_status(reason: str) -> int:
-    """The exit status of a run that ended with ``reason``: 0 for success, 1 for failure."""
+    """The exit status from the finish reason alone: 1 for ``FAILED_REASONS``, else 0."""
     return 1 if reason in FAILED_REASONS else 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    exit_status: int
+    failures: tuple[str, ...] = ()
+
+    @property
+    def failure(self) -> str | None:
+        return "; ".join(self.failures) or None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The previous successful run of the same spider with the same arguments."""
+
+    run_id: int
+    items: int
+
+
+def _number(settings: BaseSettings, name: str, low: float, high: float | None) -> float:
+    raw = settings.get(name)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (value >= low and (high is None or value <= high)):
+        limits = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
+        raise ValueError(f"{name} must be a number {limits}, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    ok_reasons: frozenset[str] = frozenset({"finished"})
+    max_error_ratio: float = 0.5
+    min_requests: int = 10
+    min_item_ratio: float = 0.5
+    item_stats: tuple[str, ...] = ("item_scraped_count",)
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> HealthPolicy:
+        """The ``HEALTH_*`` settings; ``ValueError`` with a one-line message when one is bad."""
+        return cls(
+            ok_reasons=frozenset(settings.getlist("HEALTH_OK_REASONS")),
+            max_error_ratio=_number(settings, "HEALTH_MAX_ERROR_RATIO", 0, 1),
+            min_requests=int(_number(settings, "HEALTH_MIN_REQUESTS", 0, None)),
+            min_item_ratio=_number(settings, "HEALTH_MIN_ITEM_RATIO", 0, 1),
+            item_stats=tuple(settings.getlist("HEALTH_ITEM_STATS")) or ("item_scraped_count",),
+        )
+
+    def items(self, stats: Mapping[str, Any]) -> int:
+        """The run's item count: the sum of the ``HEALTH_ITEM_STATS`` stats."""
+        return sum(int(stats.get(key) or 0) for key in self.item_stats)
+
+
+def requests_and_errors(stats: Mapping[str, Any]) -> tuple[int, int]:
+    """Requests that ended (a response, or an error without one) and how many ended in error."""
+    errors = run_counts(stats).errors
+    responses = int(stats.get(RESPONSES, 0))
+    without_response = max(0, errors - int(stats.get(ERROR_RESPONSES, 0)))
+    return responses + without_response, errors
+
+
+def judge(
+    reason: str, stats: Mapping[str, Any], policy: HealthPolicy, baseline: Baseline | None
+) -> Verdict:
+    """Every way the run failed: finish reason, error ratio, items against the baseline."""
+    failures: list[str] = []
+    if reason not in policy.ok_reasons:
+        accepted = ", ".join(sorted(policy.ok_reasons))
+        failures.append(
+            f"reason: the run ended with {reason!r}, not in HEALTH_OK_REASONS ({accepted})"
+        )
+    requests, errors = requests_and_errors(stats)
+    applies = requests >= max(policy.min_requests, 1) or (requests > 0 and errors >= requests)
+    if applies and errors > policy.max_error_ratio * requests:
+        failures.append(
+            f"errors: {errors} of {requests} requests failed ({errors / requests:.0%},"
+            f" HEALTH_MAX_ERROR_RATIO is {policy.max_error_ratio:.0%})"
+        )
+    items = policy.items(stats)
+    if baseline and baseline.items and items < policy.min_item_ratio * baseline.items:
+        failures.append(
+            f"items: {items} items, under {policy.min_item_ratio:.0%} of the {baseline.items}"
+            f" items of run {baseline.run_id} (HEALTH_MIN_ITEM_RATIO)"
+        )
+    return Verdict(1 if failures else 0, tuple(failures))
+
+
+def recorded_verdict(stats: Mapping[str, Any], reason: str) -> Verdict:
+    """The verdict the health monitor recorded in ``stats``; else from the finish reason alone."""
+    if stats.get(HEALTH_STATUS) is None:
+        status = exit_status(reason)
+        return Verdict(status, (f"reason: the run ended with {reason!r}",) if status else ())
+    failure = stats.get(HEALTH_FAILURE)
+    return Verdict(int(stats[HEALTH_STATUS]), tuple(str(failure).split("; ")) if failure else ())

@@ -46,9 +46,13 @@ def test_scrapy_list_shows_every_spider() -> None:
          "error: invalid argument depth='-2': must be 0 or more"),
         (["site", "-a", "start_url=http://a.test/", "-a", "allowed_domains=evil.test"],
          "error: unknown argument 'allowed_domains' (this spider takes: allow, deny, depth,"
-         " max_pages, sitemap, start_url)"),
+         " max_pages, min_age, render, sitemap, start_url)"),
         (["products", "-a", "start_url=http://a.test/", "-a", "name=../../x"],
-         "error: unknown argument 'name' (this spider takes: max_products, start_url)"),
+         "error: unknown argument 'name' (this spider takes: max_products, min_age, render,"
+         " start_url)"),
+        (["pages", "-a", "url=http://a.test/", "-a", "min_age=soon"],
+         "error: invalid argument min_age='soon': expected a duration such as 90 (seconds),"
+         " 30m, 6h, 2d or 1w"),
         (["site", "-a", "start_url=http://a.test/", "-s", "CRAWL_PROFILE=turbo"],
          "error: unknown CRAWL_PROFILE 'turbo': choose polite, balanced, fast"),
         (["nosuchspider"], "error: no spider named 'nosuchspider' (see `scrapy list`)"),

@@ -34,7 +34,7 @@ from crawler.demo.catalog import (
     build_catalog,
     format_price,
 )
-from crawler.demo.server import DemoSite
+from crawler.demo.server import DemoSite, product_ids
 from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(30)
@@ -49,11 +49,14 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(NoRedirect)
 
 
-def fetch(url: str, method: str = "GET") -> tuple[int, Message, bytes]:
+def fetch(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, Message, bytes]:
     """Status, headers and body of one request; redirects are not followed."""
     assert url.startswith("http://127.0.0.1:")
+    request = urllib.request.Request(url, method=method, headers=headers or {})
     try:
-        with OPENER.open(urllib.request.Request(url, method=method), timeout=10) as answer:
+        with OPENER.open(request, timeout=10) as answer:
             return answer.status, answer.headers, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
@@ -316,3 +319,117 @@ def test_serve_command_prints_url_serves_and_stops_on_sigterm() -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+# --- validators, 304s and changed products (incremental recrawls) ----------------------------
+BASE_LAST_MODIFIED = "Fri, 01 Nov 2024 09:00:00 GMT"
+
+
+def etag_of(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def same_page(one: DemoSite, two: DemoSite, path: str) -> bool:
+    """Whether two sites answer ``path`` alike (product pages name their host: ignored)."""
+    first, second = fetch(one.url + path)[2], fetch(two.url + path)[2]
+    return first.replace(one.netloc.encode(), b"H") == second.replace(two.netloc.encode(), b"H")
+
+
+@pytest.mark.parametrize("path", ["", "products/1", f"products/{LEGACY_ID}", "catalog/bath/"])
+def test_html_pages_carry_a_strong_etag_and_last_modified(site: DemoSite, path: str) -> None:
+    status, headers, body = fetch(site.url + path)
+    assert status == 200
+    assert headers["ETag"] == etag_of(body)
+    assert headers["Last-Modified"] == BASE_LAST_MODIFIED
+
+
+@pytest.mark.parametrize("path", ["robots.txt", "images/1-1.jpg", "missing-page", "old-catalog"])
+def test_other_answers_carry_no_validators(site: DemoSite, path: str) -> None:
+    _, headers, _ = fetch(site.url + path)
+    assert headers["ETag"] is None and headers["Last-Modified"] is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "status"),
+    [({"If-None-Match": "{etag}"}, 304),
+     ({"If-None-Match": 'W/{etag}'}, 304),  # weak comparison for GET
+     ({"If-None-Match": '"other", {etag}'}, 304),
+     ({"If-None-Match": "*"}, 304),
+     ({"If-None-Match": '"other"'}, 200),
+     ({"If-Modified-Since": BASE_LAST_MODIFIED}, 304),
+     ({"If-Modified-Since": "Sat, 02 Nov 2024 00:00:00 GMT"}, 304),
+     ({"If-Modified-Since": "Thu, 31 Oct 2024 23:59:59 GMT"}, 200),
+     ({"If-Modified-Since": "not a date"}, 200),
+     # If-None-Match decides when both are sent
+     ({"If-None-Match": '"other"', "If-Modified-Since": BASE_LAST_MODIFIED}, 200)],
+)  # fmt: skip
+def test_conditional_requests(site: DemoSite, sent: dict[str, str], status: int) -> None:
+    url = f"{site.url}products/2"
+    etag = fetch(url)[1]["ETag"]
+    before = site.not_modified["/products/2"]
+    sent = {name: value.format(etag=etag) for name, value in sent.items()}
+    answer, headers, body = fetch(url, headers=sent)
+    assert answer == status
+    assert headers["ETag"] == etag and headers["Last-Modified"] == BASE_LAST_MODIFIED
+    assert (body == b"") is (status == 304)
+    assert site.not_modified["/products/2"] - before == (status == 304)
+    assert site.request_headers["/products/2"].get("If-None-Match") == sent.get("If-None-Match")
+
+
+def test_304_keeps_the_connection_usable(site: DemoSite) -> None:
+    etag = fetch(f"{site.url}about")[1]["ETag"]
+    connection = http.client.HTTPConnection("127.0.0.1", site.port, timeout=10)
+    try:
+        connection.request("GET", "/about", headers={"If-None-Match": etag})
+        first = connection.getresponse()
+        assert (first.status, first.read()) == (304, b"")
+        connection.request("GET", "/about")
+        second = connection.getresponse()
+        assert second.status == 200 and etag_of(second.read()) == etag
+    finally:
+        connection.close()
+
+
+def test_changed_products_get_new_price_description_and_validators() -> None:
+    catalog = build_catalog()
+    product, other = catalog.products[1], catalog.products[2]  # Furniture and Home Office
+    with DemoSite(slow_seconds=SLOW) as plain, DemoSite(slow_seconds=SLOW) as demo:
+        demo.change_products([2])
+        assert demo.revisions == {2: 1}
+        _, old_headers, old_body = fetch(f"{plain.url}products/2")
+        status, headers, body = fetch(f"{demo.url}products/2")
+        page = body.decode("utf-8")
+        assert status == 200 and headers["ETag"] == etag_of(body) != old_headers["ETag"]
+        assert headers["Last-Modified"] == "Sat, 02 Nov 2024 09:00:00 GMT"
+        assert format_price(product) == "$2,114.69"
+        assert '<p class="price" data-currency="USD">$2,220.42</p>' in page  # 5% dearer
+        assert f"{html.escape(product.description)} Revised edition 1.</p>" in page
+        # the old validators no longer match; the listing showing its price changed too
+        assert (
+            fetch(f"{demo.url}products/2", headers={"If-None-Match": old_headers["ETag"]})[0] == 200
+        )
+        listing = f"catalog/{product.category.slug}/"
+        assert not same_page(demo, plain, listing)
+        for path in (f"products/{other.id}", f"catalog/{other.category.slug}/", ""):
+            assert same_page(demo, plain, path)
+        demo.change_products([2])
+        page = fetch(f"{demo.url}products/2")[2].decode("utf-8")
+        assert "$2,326.16" in page and "Revised edition 2." in page  # 10% over the original
+        with pytest.raises(ValueError, match="no product 1001"):
+            demo.change_products([5, 1001])
+        assert demo.revisions == {2: 2}
+    assert old_body != body
+
+
+def test_changed_ids_at_start_are_deterministic() -> None:
+    with DemoSite(changed_ids={5, 99}) as one, DemoSite() as two:
+        two.change_products([99, 5])
+        for path in ("products/5", "products/99", "catalog/dining/"):
+            assert same_page(one, two, path)
+
+
+def test_product_ids_of_the_change_option() -> None:
+    assert product_ids("5,17, 99") == [5, 17, 99]
+    for text in ("5,x", "0", "1001"):
+        with pytest.raises(ValueError):
+            product_ids(text)

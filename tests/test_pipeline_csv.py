@@ -85,9 +85,9 @@ def test_round_trip_exact_cells(tmp_path: Path) -> None:
     assert first == [
         "A1", "Mill", "1234.56", "EUR", "true", "4.5", "",
         "“Smart” quotes – café € naïve\nsecond line, \"quoted\"", "http://shop.test/p/1",
-        "http://shop.test/a.jpg | http://shop.test/b.jpg",
+        "http://shop.test/a.jpg | http://shop.test/b.jpg", "http",
     ]  # fmt: skip
-    assert second == ["B2", "nul and ? lone", "0.10", "", "false", "", "", "", "", ""]
+    assert second == ["B2", "nul and ? lone", "0.10", "", "false", "", "", "", "", "", "http"]
 
 
 def test_header_is_fixed_by_the_class(tmp_path: Path) -> None:
@@ -95,7 +95,8 @@ def test_header_is_fixed_by_the_class(tmp_path: Path) -> None:
     pipe.process_item(ProductItem(sku="A1"))
     pipe.close_spider()
     (path,) = pipe.crawler.stats.get_value(PATHS)
-    assert read(path) == [[f.name for f in field_specs(ProductItem)], ["A1"] + [""] * 9]
+    # fetched_with has a default ("http"); every other field is empty
+    assert read(path) == [[f.name for f in field_specs(ProductItem)], ["A1"] + [""] * 9 + ["http"]]
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,15 @@ Differences from Scrapy's own command:
 * ``-a NAME=VALUE`` may be repeated: the values are joined (for ``-a url=… -a url=…``).
 * Spider arguments and ``CRAWL_PROFILE`` are checked before the crawl starts; a bad one is a
   one-line ``error: …`` on stderr and exit status 2.
-* The exit status is 1 when the run ends for a reason that means failure (a store or output
-  error, or a crawl that could not start), where stock Scrapy exits 0.
+* The exit status is 1 when the run failed, where stock Scrapy exits 0: it could not start, or
+  the health monitor's verdict (``crawler.stats.judge``: finish reason, error ratio, items
+  against the previous run) says so. The runs row records the same verdict.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -21,7 +23,8 @@ from scrapy.exceptions import UsageError
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.exceptions import ArgumentError
 from crawler.profiles import PROFILES
-from crawler.stats import exit_status
+from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
+from crawler.stats import HealthPolicy, recorded_verdict
 
 if TYPE_CHECKING:
     import argparse
@@ -77,15 +80,25 @@ class Command(ScrapyCrawlCommand):
         if profile not in PROFILES:
             raise ArgumentError(f"unknown CRAWL_PROFILE {profile!r}: choose {', '.join(PROFILES)}")
         try:
+            HealthPolicy.from_settings(self.settings)
+        except ValueError as exc:
+            raise ArgumentError(str(exc)) from None
+        try:
             spidercls = self.crawler_process.spider_loader.load(spider_name)
         except KeyError:
             raise ArgumentError(f"no spider named {spider_name!r} (see `scrapy list`)") from None
         parse = getattr(spidercls, "parse_arguments", None)
         if parse is not None:
             parse(spargs)
+        jobdir = self.settings.get("JOBDIR")
+        if jobdir:
+            try:
+                check_jobdir(Path(jobdir))  # before Scrapy unpickles anything from it
+            except (UntrustedJobDir, OSError) as exc:
+                raise ArgumentError(str(exc)) from None
 
     def _exit_status(self, crawler: Crawler, reasons: list[str]) -> int:
         assert self.crawler_process is not None
-        if self.crawler_process.bootstrap_failed or not reasons:
+        if self.crawler_process.bootstrap_failed or not reasons or crawler.stats is None:
             return EXIT_FAILED
-        return exit_status(reasons[0])
+        return recorded_verdict(crawler.stats.get_stats(), reasons[0]).exit_status

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from crawler.demo.crawl import run_demo_crawl
-from crawler.demo.server import serve_forever
+from crawler.demo.server import product_ids, serve_forever
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,11 +20,18 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     serve.add_argument(
         "--slow-seconds", type=float, default=1.0, help="delay of /slow and the slow product"
     )
+    serve.add_argument(
+        "--change",
+        type=product_ids,
+        default=[],
+        metavar="IDS",
+        help="serve these products changed (e.g. 5,17,99): new price, description, ETag",
+    )
     serve.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    serve_forever(args.host, args.port, args.slow_seconds)
+    serve_forever(args.host, args.port, args.slow_seconds, args.change)
     return 0
 
 

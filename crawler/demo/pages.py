@@ -1,13 +1,16 @@
 """The demo shop's pages: what each path answers (status, headers, body), with no HTTP code.
 
-``route(path, query, host, slow_seconds)`` is the whole site; ``crawler/demo/server.py``
-serves it.
+``route(path, query, host, slow_seconds, revisions)`` is the whole site;
+``crawler/demo/server.py`` serves it (and adds ETag / Last-Modified and 304 answers).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -27,9 +30,12 @@ from crawler.demo.catalog import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 HTML = "text/html; charset=utf-8"
+# Last-Modified of every page at version 0; each revision of a product adds a day.
+BASE_MODIFIED = datetime(2024, 11, 1, 9, 0, tzinfo=UTC)
+NO_REVISIONS: Mapping[int, int] = {}
 LEGACY_META = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
 # A 1x1 grey baseline JPEG: JFIF header, flat quantisation table, one-code Huffman tables.
 JPEG = bytes.fromhex(
@@ -62,6 +68,16 @@ class Page:
     content_type: str = HTML
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    last_modified: datetime = BASE_MODIFIED
+
+    @property
+    def etag(self) -> str:
+        """A strong ETag: the body's hash, so it changes exactly when the body does."""
+        return f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type.startswith("text/html")
 
 
 def html_page(title: str, body: str, head: str = "", status: int = 200) -> Page:
@@ -118,11 +134,28 @@ def catalog_index() -> Page:
     return html_page("Catalog | Demo Shop", f"<h1>Catalog</h1><ul>{links}</ul>")
 
 
-def listing_cards(category: Category) -> list[str]:
+def revised(p: Product, revision: int) -> Product:
+    """``p`` after ``revision`` changes (``DemoSite.change_products``): 5% dearer per revision,
+    and a note at the end of its description. Deterministic, so tests know the new values."""
+    if revision <= 0:
+        return p
+    price = p.price
+    if price is not None:
+        price = (price * (100 + 5 * revision) / 100).quantize(Decimal("0.01"))
+    return replace(p, price=price, description=f"{p.description} Revised edition {revision}.")
+
+
+def modified(revision: int) -> datetime:
+    """The Last-Modified of a page whose newest product is at ``revision``."""
+    return BASE_MODIFIED + timedelta(days=revision)
+
+
+def listing_cards(category: Category, revisions: Mapping[int, int] = NO_REVISIONS) -> list[str]:
     """The product cards of a category, in listing order (discontinued ones last)."""
     catalog = build_catalog()
     cards = []
-    for p in catalog.in_category(category.slug):
+    for original in catalog.in_category(category.slug):
+        p = revised(original, revisions.get(original.id, 0))
         href = f"/old-products/{p.id}" if p.id == REDIRECTED_ID else f"/products/{p.id}"
         cards.append(card(href, p.name, format_price(p)))
     if category == catalog.categories[0]:
@@ -137,12 +170,14 @@ def card(href: str, name: str, price: str) -> str:
     )
 
 
-def listing(slug: str, query: dict[str, list[str]]) -> Page:
+def listing(
+    slug: str, query: dict[str, list[str]], revisions: Mapping[int, int] = NO_REVISIONS
+) -> Page:
     category = next((c for c in build_catalog().categories if c.slug == slug), None)
     pages = query.get("page", ["1"])
     if category is None or len(pages) != 1 or not re.fullmatch(r"[1-9][0-9]{0,5}", pages[0]):
         return not_found()
-    page, cards = int(pages[0]), listing_cards(category)
+    page, cards = int(pages[0]), listing_cards(category, revisions)
     if (page - 1) * PAGE_SIZE >= len(cards):
         return not_found()
     shown = "".join(cards[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
@@ -154,13 +189,19 @@ def listing(slug: str, query: dict[str, list[str]]) -> Page:
         f'<p class="page">Page {page}</p><div class="products">{shown}</div>'
         + (f'<a class="next" rel="next" href="{following}">Next</a>' if more else "")
     )
-    return html_page(f"{escape(category.name)} | Demo Shop", body)
+    answer = html_page(f"{escape(category.name)} | Demo Shop", body)
+    ids = [p.id for p in build_catalog().in_category(slug)]
+    answer.last_modified = modified(max(revisions.get(i, 0) for i in ids))
+    return answer
 
 
-def product_page(pid: str, host: str, slow_seconds: float) -> Page:
+def product_page(
+    pid: str, host: str, slow_seconds: float, revisions: Mapping[int, int] = NO_REVISIONS
+) -> Page:
     if not re.fullmatch(r"[1-9][0-9]{0,3}", pid) or int(pid) > PRODUCT_COUNT:
         return not_found()
-    p = build_catalog().products[int(pid) - 1]
+    revision = revisions.get(int(pid), 0)
+    p = revised(build_catalog().products[int(pid) - 1], revision)
     legacy = p.id == LEGACY_ID
     text = (
         '<!DOCTYPE html><html lang="en"><head>'
@@ -173,8 +214,11 @@ def product_page(pid: str, host: str, slow_seconds: float) -> Page:
         f"{product_div(p)}</body></html>"
     )
     if legacy:
-        return cp1252_page(text)
-    return Page(text.encode("utf-8"), delay=slow_seconds if p.id == SLOW_ID else 0.0)
+        page = cp1252_page(text)
+    else:
+        page = Page(text.encode("utf-8"), delay=slow_seconds if p.id == SLOW_ID else 0.0)
+    page.last_modified = modified(revision)
+    return page
 
 
 def product_div(p: Product) -> str:
@@ -236,8 +280,15 @@ def legacy() -> Page:
     )
 
 
-def route(path: str, query: dict[str, list[str]], host: str, slow_seconds: float) -> Page:
-    """The page for a request path (without its query string)."""
+def route(
+    path: str,
+    query: dict[str, list[str]],
+    host: str,
+    slow_seconds: float,
+    revisions: Mapping[int, int] = NO_REVISIONS,
+) -> Page:
+    """The page for a request path (without its query string); ``revisions``: product id ->
+    how many times it was changed (see ``revised``)."""
     static: dict[str, Callable[[], Page]] = {
         "/": home,
         "/catalog/": catalog_index,
@@ -249,14 +300,18 @@ def route(path: str, query: dict[str, list[str]], host: str, slow_seconds: float
     }
     if path in static:
         return static[path]()
+    if path.startswith("/js/"):
+        from crawler.demo.jspages import js_route  # here: jspages builds on this module
+
+        return js_route(path, query, host)
     if path == "/slow":
         page = html_page("Slow page", "<h1>Slow page</h1><p>Worth the wait.</p>")
         page.delay = slow_seconds
         return page
     if match := re.fullmatch(r"/catalog/([a-z-]+)/", path):
-        return listing(match[1], query)
+        return listing(match[1], query, revisions)
     if match := re.fullmatch(r"/products/([^/]+)", path):
-        return product_page(match[1], host, slow_seconds)
+        return product_page(match[1], host, slow_seconds, revisions)
     if (match := re.fullmatch(r"/old-products/([1-9][0-9]{0,3})", path)) and (
         int(match[1]) <= PRODUCT_COUNT
     ):

@@ -2,6 +2,11 @@
 
 ``DemoSite`` serves it from a daemon thread (tests, ``python -m crawler.demo crawl``);
 ``serve_forever`` serves it until SIGINT/SIGTERM (``python -m crawler.demo serve``).
+
+HTML pages carry a strong ``ETag`` (their body hash) and a ``Last-Modified``, and a request whose
+``If-None-Match`` (or, without it, ``If-Modified-Since``) still matches gets ``304 Not
+Modified``. ``DemoSite.change_products`` revises products between crawls (new price and
+description, so new validators on their pages and listings), for tests of incremental recrawls.
 """
 
 from __future__ import annotations
@@ -11,17 +16,21 @@ import signal
 import sys
 import threading
 import time
+from email.utils import format_datetime, parsedate_to_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from crawler.demo.catalog import (
+    PRODUCT_COUNT,
     build_catalog,
 )
-from crawler.demo.pages import route
+from crawler.demo.pages import Page, route
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from email.message import Message
     from types import FrameType, TracebackType
 
 
@@ -38,15 +47,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, send_body: bool) -> None:
         site = self.server.site
         url = urlsplit(self.path)
-        site.count_hit(url.path)
+        site.count_hit(url.path, self.headers)
         host = escape(self.headers.get("Host") or site.netloc)
-        page = route(url.path, parse_qs(url.query), host, site.slow_seconds)
+        page = route(url.path, parse_qs(url.query), host, site.slow_seconds, site.revisions)
         if page.delay:
             time.sleep(page.delay)
+        validators = _validators(page)
+        if validators and not_modified(self.headers, page):
+            site.count_not_modified(url.path)
+            self.send_response(304)
+            for name, value in validators.items():
+                self.send_header(name, value)
+            self.end_headers()
+            return
         self.send_response(page.status)
         self.send_header("Content-Type", page.content_type)
         self.send_header("Content-Length", str(len(page.body)))
-        for name, value in page.headers.items():
+        for name, value in {**page.headers, **validators}.items():
             self.send_header(name, value)
         self.end_headers()
         if send_body:
@@ -54,6 +71,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and crawls print their own output
+
+
+def _validators(page: Page) -> dict[str, str]:
+    if page.status != 200 or not page.is_html:
+        return {}
+    return {"ETag": page.etag, "Last-Modified": format_datetime(page.last_modified, usegmt=True)}
+
+
+def not_modified(headers: Message, page: Page) -> bool:
+    """RFC 9110 §13.2.2: ``If-None-Match`` decides when present, else ``If-Modified-Since``."""
+    if_none_match = headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or page.etag in tags
+    since = headers.get("If-Modified-Since")
+    if not since:
+        return False
+    try:
+        when = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an invalid date is ignored
+    return when.tzinfo is not None and page.last_modified <= when
 
 
 class _Server(ThreadingHTTPServer):
@@ -70,12 +109,27 @@ class _Server(ThreadingHTTPServer):
 
 
 class DemoSite:
-    """The demo shop on ``host:port`` (0: a free port), served from a daemon thread."""
+    """The demo shop on ``host:port`` (0: a free port), served from a daemon thread.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, slow_seconds: float = 1.0) -> None:
+    ``changed_ids``: products revised once from the start (like ``change_products``). What the
+    site was asked: ``hits`` (requests per path), ``not_modified`` (304 answers per path) and
+    ``request_headers`` (the last request's headers per path).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        slow_seconds: float = 1.0,
+        changed_ids: Iterable[int] = (),
+    ) -> None:
         self.host, self.port, self.slow_seconds = host, port, slow_seconds
         self.hits: collections.Counter[str] = collections.Counter()
+        self.not_modified: collections.Counter[str] = collections.Counter()
+        self.request_headers: dict[str, dict[str, str]] = {}
+        self.revisions: dict[int, int] = {}  # product id -> times changed; replaced, not mutated
         self._lock = threading.Lock()
+        self.change_products(changed_ids)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -87,9 +141,27 @@ class DemoSite:
     def url(self) -> str:
         return f"http://{self.netloc}/"
 
-    def count_hit(self, path: str) -> None:
+    def count_hit(self, path: str, headers: Message | None = None) -> None:
         with self._lock:
             self.hits[path] += 1
+            if headers is not None:
+                self.request_headers[path] = dict(headers.items())
+
+    def count_not_modified(self, path: str) -> None:
+        with self._lock:
+            self.not_modified[path] += 1
+
+    def change_products(self, ids: Iterable[int]) -> None:
+        """Revise these products once more: 5% dearer, a note in the description, new ETag and
+        Last-Modified on their pages and listing pages (see ``crawler.demo.pages.revised``)."""
+        ids = list(ids)
+        if bad := [i for i in ids if not 1 <= i <= PRODUCT_COUNT]:
+            raise ValueError(f"no product {bad[0]} (ids are 1 to {PRODUCT_COUNT})")
+        with self._lock:
+            revisions = dict(self.revisions)
+            for pid in ids:
+                revisions[pid] = revisions.get(pid, 0) + 1
+            self.revisions = revisions  # one swap: a request sees the old or the new state
 
     def start(self) -> DemoSite:
         build_catalog()  # generate before the first request, not during it
@@ -119,7 +191,17 @@ class DemoSite:
         self.stop()
 
 
-def serve_forever(host: str, port: int, slow_seconds: float) -> None:
+def product_ids(text: str) -> list[int]:
+    """``"5,17,99"`` -> ``[5, 17, 99]`` (for ``serve --change``); ``ValueError`` when malformed."""
+    ids = [int(part) for part in text.split(",") if part.strip()]
+    if bad := [i for i in ids if not 1 <= i <= PRODUCT_COUNT]:
+        raise ValueError(f"no product {bad[0]} (ids are 1 to {PRODUCT_COUNT})")
+    return ids
+
+
+def serve_forever(
+    host: str, port: int, slow_seconds: float, changed_ids: Iterable[int] = ()
+) -> None:
     """Serve, print ``Demo site at URL`` and block until SIGINT or SIGTERM."""
     stopped = threading.Event()
 
@@ -128,7 +210,7 @@ def serve_forever(host: str, port: int, slow_seconds: float) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with DemoSite(host, port, slow_seconds) as site:
+    with DemoSite(host, port, slow_seconds, changed_ids) as site:
         print(f"Demo site at {site.url}", flush=True)
         while not stopped.wait(0.2):
             pass

@@ -3,13 +3,15 @@
 Settings: ``SQLITE_ENABLED`` (off: not loaded), ``CRAWL_PROFILE`` (recorded), and every setting
 given on the command line (``-s``), recorded with secrets masked. The run row is inserted when
 the spider opens (its id goes to the ``run/id`` stat) and completed when it closes: finish
-reason, counts, exit status and the final stats.
+reason, counts, exit status (the health monitor's verdict, see ``crawler.stats``), why the run
+failed, and the final stats.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from crawler import stats as keys
 from crawler.exceptions import RejectItem
 from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
+from crawler.storage.schema import transaction
 from crawler.storage.store import UNSAVED_ITEMS
 
 if TYPE_CHECKING:
@@ -90,7 +93,7 @@ class RunRecorder:
         try:
             self.run_id = self.store.start_run(
                 spider.name,
-                arguments=getattr(spider, "arguments", {}),
+                arguments=masked("", getattr(spider, "arguments", {})),
                 profile=settings.get("CRAWL_PROFILE"),
                 settings=command_line_settings(settings),
             )
@@ -122,16 +125,28 @@ class RunRecorder:
         if self.store.pending_items:
             stats.set_value(UNSAVED_ITEMS, self.store.pending_items)
         values = stats.get_stats()
+        verdict = keys.recorded_verdict(values, reason)  # what `scrapy crawl` exits with
         try:
             self.store.finish_run(
                 self.run_id,
                 reason=reason,
                 counts=keys.run_counts(values),
-                exit_status=keys.exit_status(reason),
+                exit_status=verdict.exit_status,
                 stats=values,
             )
+            self._record_failure(verdict.failure)
         except StoreError as exc:
             logger.error(f"SQLite store: run {self.run_id} not finalised: {exc}")
+
+    def _record_failure(self, failure: str | None) -> None:
+        if failure is None:
+            return
+        conn = self.store.conn
+        try:
+            with transaction(conn):
+                conn.execute("UPDATE runs SET failure = ? WHERE id = ?", (failure, self.run_id))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.store.config.path}: {exc}") from exc
 
     def _stats(self) -> StatsCollector:
         return self.crawler.stats

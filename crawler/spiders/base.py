@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import scrapy
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from crawler import stats as keys
 from crawler.arguments import Arg, parse_arguments
+from crawler.middlewares.conditional import MIN_AGE, REVALIDATE
+from crawler.rendering.config import render_mode
 from crawler.seeds import BadSeed, Seed, read_seed_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``6h``, ``2d`` or ``1w`` as seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError("expected a duration such as 90 (seconds), 30m, 6h, 2d or 1w")
+    return float(match[1]) * _SECONDS[match[2]]
+
+
+# `-a min_age=…`: recent URLs are skipped by crawler.middlewares.conditional
+MIN_AGE_ARG = Arg(duration, help="skip pages fetched less than this long ago: 90, 30m, 6h, 2d")
+# `-a render=…`: which pages go through headless Chromium (sets RENDER_MODE for the crawl)
+RENDER_ARG = Arg(
+    render_mode, help="never | always | auto: render pages in Chromium (default never)"
+)
 
 
 class BaseSpider(scrapy.Spider):
@@ -30,6 +53,14 @@ class BaseSpider(scrapy.Spider):
         # `-a name=…` is refused like any undeclared argument: it would rename the spider.
         self.arguments: dict[str, Any] = self.parse_arguments(kwargs)
         super().__init__()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        if spider.arguments.get("render"):
+            # before the add-ons run: RenderAddon installs the browser handler from RENDER_MODE
+            crawler.settings.set("RENDER_MODE", spider.arguments["render"], priority="cmdline")
+        return spider
 
     @classmethod
     def parse_arguments(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +96,17 @@ class BaseSpider(scrapy.Spider):
                 seen.add(seed.url)
                 self.crawler.stats.inc_value("seeds/valid")
                 yield seed
+
+    def leaf_meta(self) -> dict[str, Any]:
+        """Meta of a request whose links are not followed: revalidate it, honour ``min_age``.
+
+        A 304 (or a skip) gives no links, so requests whose links the crawl needs must not
+        carry it.
+        """
+        meta: dict[str, Any] = {REVALIDATE: True}
+        if self.arguments.get("min_age"):
+            meta[MIN_AGE] = self.arguments["min_age"]
+        return meta
 
     def count_fetch_error(self, failure: Failure) -> None:
         """Count a request that ended in an error and log it in one line."""

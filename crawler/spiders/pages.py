@@ -8,9 +8,11 @@ import scrapy
 
 from crawler.arguments import Arg
 from crawler.exceptions import ArgumentError
+from crawler.middlewares.conditional import IncrementalSkip
 from crawler.pageinfo import error_item, page_item
-from crawler.seeds import readable_file, validate_url
-from crawler.spiders.base import BaseSpider
+from crawler.safety.targets import seed_url
+from crawler.seeds import readable_file
+from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -26,12 +28,16 @@ class PagesSpider(BaseSpider):
 
     Every input URL yields exactly one ``PageItem``: a page that fails (DNS, timeout, refused,
     HTTP 4xx/5xx, robots.txt) still yields a record with its error, so nothing disappears.
+    Recrawls are incremental: a URL the server answers with 304 yields no new item, its stored
+    row is marked seen by this run; ``-a min_age=6h`` skips URLs fetched less than 6 h ago.
     """
 
     name = "pages"
     arguments_spec: ClassVar[dict[str, Arg]] = {
-        "url": Arg(validate_url, multiple="urls", help="URL(s) to fetch; repeat or comma-separate"),
+        "url": Arg(seed_url, multiple="urls", help="URL(s) to fetch; repeat or comma-separate"),
         "urls": Arg(readable_file, help="file of URLs: one per line, or CSV with a 'url' column"),
+        "min_age": MIN_AGE_ARG,
+        "render": RENDER_ARG,
     }
 
     @classmethod
@@ -47,12 +53,16 @@ class PagesSpider(BaseSpider):
                 callback=self.parse,
                 errback=self.on_error,
                 cb_kwargs={"seed": seed.url},
+                # seed: the user named this target (PrivateTargetMiddleware)
+                meta={"seed": True, **self.leaf_meta()},
                 dont_filter=True,
             )
 
     def parse(self, response: Response, seed: str) -> PageItem:
         return page_item(response, seed)
 
-    def on_error(self, failure: Failure) -> PageItem:
+    def on_error(self, failure: Failure) -> PageItem | None:
+        if isinstance(failure.value, IncrementalSkip):
+            return None  # 304 (stored row marked seen) or min_age: counted by the middleware
         self.count_fetch_error(failure)
         return error_item(failure, failure.request.cb_kwargs["seed"])  # type: ignore[attr-defined]

@@ -14,8 +14,10 @@ import scrapy
 from crawler.arguments import Arg, positive_int
 from crawler.exceptions import ArgumentError
 from crawler.items import ProductItem
-from crawler.seeds import validate_url
-from crawler.spiders.base import BaseSpider
+from crawler.middlewares.conditional import IncrementalSkip
+from crawler.pageinfo import fetched_with
+from crawler.safety.targets import seed_url
+from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -27,18 +29,28 @@ CURRENCY_SYMBOLS = {"$": "USD", "£": "GBP", "€": "EUR", "¥": "JPY"}
 
 
 class ProductsSpider(BaseSpider):
-    """Walk category listings (with pagination) and extract every product page."""
+    """Walk category listings (with pagination) and extract every product page.
+
+    Listings are always fetched in full (their links are needed); product pages are revalidated
+    on a recrawl (a 304 marks the stored product seen) and ``min_age`` skips recent ones.
+    """
 
     name = "products"
     arguments_spec: ClassVar[dict[str, Arg]] = {
-        "start_url": Arg(validate_url, help="the shop's home or catalog page"),
+        "start_url": Arg(seed_url, help="the shop's home or catalog page"),
         "max_products": Arg(positive_int, help="stop following product links after this many"),
+        "min_age": MIN_AGE_ARG,
+        "render": RENDER_ARG,
     }
 
     # Selectors of the demo shop; a subclass for another shop overrides these.
     category_links = "a[href*='/catalog/']::attr(href)"
     product_links = "article.product-card a::attr(href), section.featured a::attr(href)"
     next_page = "a[rel=next]::attr(href)"
+    # With -a render=…: a product page is complete once its SKU shows (the browser waits for it,
+    # `auto` renders pages without it); a listing's "load more" button is clicked until gone.
+    product_ready = "div.product .sku-value"
+    load_more = "button.load-more"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -50,21 +62,32 @@ class ProductsSpider(BaseSpider):
             raise ArgumentError("products needs -a start_url=URL (the shop's home page)")
 
     async def start(self) -> AsyncIterator[Any]:
-        yield scrapy.Request(self.arguments["start_url"], errback=self.on_error)
+        # meta seed: the user named this target (PrivateTargetMiddleware)
+        yield scrapy.Request(
+            self.arguments["start_url"],
+            errback=self.on_error,
+            meta={"seed": True, "render_click": self.load_more},
+        )
 
     def parse(self, response: Response) -> Iterator[scrapy.Request]:
         """A home, catalog or listing page: follow categories, next pages and products."""
+        listing = {"render_click": self.load_more}
         for href in response.css(self.category_links).getall():
-            yield response.follow(href, callback=self.parse, errback=self.on_error)
+            yield response.follow(href, callback=self.parse, errback=self.on_error, meta=listing)
         next_href = response.css(self.next_page).get()
         if next_href:
-            yield response.follow(next_href, callback=self.parse, errback=self.on_error)
+            yield response.follow(
+                next_href, callback=self.parse, errback=self.on_error, meta=listing
+            )
         limit = self.arguments["max_products"]
         for href in response.css(self.product_links).getall():
             if limit is not None and self.product_requests >= limit:
                 break
             self.product_requests += 1
-            yield response.follow(href, callback=self.parse_product, errback=self.on_error)
+            meta = {**self.leaf_meta(), "render_wait_for": self.product_ready}
+            yield response.follow(
+                href, callback=self.parse_product, errback=self.on_error, meta=meta
+            )
 
     def parse_product(self, response: Response) -> ProductItem:
         """Raw text per field; the clean pipeline turns it into typed values."""
@@ -83,11 +106,13 @@ class ProductsSpider(BaseSpider):
             "description": product.css("div.description").xpath("string()").get(),
             "url": response.urljoin(canonical) if canonical else response.url,
             "image_urls": [response.urljoin(u) for u in product.css("img::attr(src)").getall()],
+            "fetched_with": fetched_with(response),
         }
         return ProductItem(**raw)
 
     def on_error(self, failure: Failure) -> None:
-        self.count_fetch_error(failure)
+        if not isinstance(failure.value, IncrementalSkip):  # 304 or min_age: not an error
+            self.count_fetch_error(failure)
 
 
 def _currency(text: str | None) -> str | None:

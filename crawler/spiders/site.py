@@ -15,8 +15,8 @@ from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 from crawler.arguments import Arg, boolean, non_negative_int, positive_int, regex
 from crawler.exceptions import ArgumentError
 from crawler.pageinfo import error_item, page_item
-from crawler.seeds import validate_url
-from crawler.spiders.base import BaseSpider
+from crawler.safety.targets import seed_url
+from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -31,17 +31,21 @@ class SiteSpider(BaseSpider):
     Links are filtered by ``allow``/``deny`` regular expressions (repeat ``-a`` for several),
     bounded by ``depth`` (link hops from a start URL) and ``max_pages`` (requests scheduled).
     robots.txt is obeyed (``ROBOTSTXT_OBEY``); ``sitemap=true`` also seeds from the sitemaps
-    that robots.txt lists, or ``/sitemap.xml``.
+    that robots.txt lists, or ``/sitemap.xml``. Pages at the ``depth`` limit (their links are
+    not followed) are revalidated on a recrawl and skipped by ``min_age``; the others are always
+    fetched in full, so new pages are still found.
     """
 
     name = "site"
     arguments_spec: ClassVar[dict[str, Arg]] = {
-        "start_url": Arg(validate_url, multiple="urls", help="where to start; repeatable"),
+        "start_url": Arg(seed_url, multiple="urls", help="where to start; repeatable"),
         "allow": Arg(regex, multiple="lines", help="only follow URLs matching (repeatable)"),
         "deny": Arg(regex, multiple="lines", help="never follow URLs matching (repeatable)"),
         "depth": Arg(non_negative_int, default=3, help="link hops from a start URL"),
         "max_pages": Arg(positive_int, default=1000, help="stop scheduling after this many"),
         "sitemap": Arg(boolean, default=False, help="also seed from the site's sitemaps"),
+        "min_age": MIN_AGE_ARG,
+        "render": RENDER_ARG,
     }
 
     def __init__(self, **kwargs: Any) -> None:
@@ -63,7 +67,7 @@ class SiteSpider(BaseSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         for seed in self.iter_seeds(self.arguments["start_url"], None):
-            request = self._request(seed.url, depth=0)
+            request = self._request(seed.url, depth=0, seed=True)
             if request is not None:
                 yield request
             if self.arguments["sitemap"]:
@@ -72,7 +76,7 @@ class SiteSpider(BaseSpider):
                     f"{root}/robots.txt", callback=self.parse_robots, errback=self.on_error_quiet
                 )
 
-    def _request(self, url: str, depth: int) -> scrapy.Request | None:
+    def _request(self, url: str, depth: int, seed: bool = False) -> scrapy.Request | None:
         """A request for a page not seen yet, or None (seen, or the page budget is spent)."""
         if url in self.seen or not self._on_site(url):
             return None
@@ -80,8 +84,16 @@ class SiteSpider(BaseSpider):
             self.crawler.stats.inc_value("site/max_pages_skipped")
             return None
         self.seen.add(url)
+        # a page whose links are not followed may be revalidated or skipped (min_age)
+        meta = self.leaf_meta() if depth >= self.arguments["depth"] else {}
+        if seed:
+            meta["seed"] = True  # named by the user (PrivateTargetMiddleware)
         return scrapy.Request(
-            url, callback=self.parse, errback=self.on_error, cb_kwargs={"hops": depth}
+            url,
+            callback=self.parse,
+            errback=self.on_error,
+            cb_kwargs={"hops": depth},
+            meta=meta,
         )
 
     def _on_site(self, url: str) -> bool:
@@ -121,7 +133,7 @@ class SiteSpider(BaseSpider):
 
     def on_error(self, failure: Failure) -> Any:
         if isinstance(failure.value, IgnoreRequest) and not isinstance(failure.value, HttpError):
-            return None  # robots.txt or offsite: Scrapy counts these in its own stats
+            return None  # robots.txt, offsite, 304, min_age: counted in stats elsewhere
         self.count_fetch_error(failure)
         request = failure.request  # type: ignore[attr-defined]
         return error_item(failure, request.meta.get("redirect_urls", [request.url])[0])

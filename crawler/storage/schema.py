@@ -62,9 +62,25 @@ MIGRATIONS: list[str] = [
         run_id INTEGER
     );
     """,
+    # 2: named export cursors (`scrapy export --changed-since-last-export NAME`)
+    """
+    CREATE TABLE export_cursors (
+        name TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        last_exported_at TEXT,
+        updated_at TEXT,
+        rows INTEGER,
+        output TEXT,
+        PRIMARY KEY (name, table_name)
+    );
+    """,
+    # 3: why a run failed (the health monitor's verdict; NULL when it worked)
+    """
+    ALTER TABLE runs ADD COLUMN failure TEXT;
+    """,
 ]
 
-CORE_TABLES = frozenset({"runs", "rejects", "fetch_state"})
+CORE_TABLES = frozenset({"runs", "rejects", "fetch_state", "export_cursors"})
 BOOKKEEPING: dict[str, str] = {
     "first_run_id": "INTEGER",
     "last_run_id": "INTEGER",
@@ -244,7 +260,15 @@ class ItemTable:
         )
 
     def row(self, values: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
-        """The field values as stored, and their row hash (unset fields do not count)."""
+        """The field values as stored, and their row hash (unset and volatile fields do not count).
+
+        A volatile field (fetch time, latency) changes on every fetch of the same content: were it
+        hashed, every re-crawl would set ``changed_at``.
+        """
         stored = tuple(to_db(f.type, values.get(f.name)) for f in self.fields)
-        present = {f.name: v for f, v in zip(self.fields, stored, strict=True) if v is not None}
+        present = {
+            f.name: v
+            for f, v in zip(self.fields, stored, strict=True)
+            if v is not None and not f.volatile
+        }
         return stored, hashlib.sha256(to_json(present, canonical=True).encode()).hexdigest()

@@ -1,0 +1,184 @@
+"""``PrivateTargetMiddleware``: no request reaches a non-public address the user did not name.
+
+Settings: ``SAFETY_ALLOW_PRIVATE_TARGETS`` (default False: block). Stats:
+``safety/blocked_private`` and ``safety/blocked_scheme``.
+
+Before a request connects:
+
+* a scheme other than http/https is refused (``Location: file:///etc/passwd`` redirects, which
+  Scrapy's redirect middleware leaves unfollowed, are counted here too);
+* seeds name their origin, host and port, in ``crawler.safety.named.NAMED_TARGETS``: every URL
+  of a spider argument parsed by ``seed_url`` when the spider opens, and every seed request
+  (``meta["seed"] = True``, set by the spiders, not the product of a redirect) as it passes;
+* an IP literal host in any spelling (``127.1``, ``0x7f000001``, ``[::ffff:127.0.0.1]``) that is
+  not public is refused unless its origin was named, spelled plainly;
+* a host name is resolved first (through ``crawler.safety.resolver.SafeResolver``, whose cache
+  the connection then reuses) and refused when its address is not public and its origin was not
+  named; the resolver checks again when the connection resolves the name (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import logging
+from ipaddress import ip_address
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+from urllib.request import getproxies
+
+from scrapy import signals
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.reactor import is_reactor_installed
+
+from crawler.safety.named import NAMED_TARGETS, NamedTargets
+from crawler.safety.resolver import BlockedLookup, SafeResolver
+from crawler.safety.targets import (
+    BlockedTarget,
+    disguise,
+    non_public_reason,
+    parse_ip,
+    seed_url,
+)
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+BLOCKED_PRIVATE = "safety/blocked_private"
+BLOCKED_SCHEME = "safety/blocked_scheme"
+SEED_META = "seed"
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+HINT = "set SAFETY_ALLOW_PRIVATE_TARGETS=True to allow private targets"
+
+
+class PrivateTargetMiddleware:
+    """Refuses non-HTTP schemes and non-public targets the user did not name (see module doc)."""
+
+    def __init__(self, crawler: Crawler, targets: NamedTargets, allow_private: bool) -> None:
+        self.crawler = crawler
+        self.targets = targets
+        self.allow_private = allow_private
+        self.reported: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateTargetMiddleware:
+        allow = crawler.settings.getbool("SAFETY_ALLOW_PRIVATE_TARGETS")
+        targets = NAMED_TARGETS
+        targets.allow_private |= allow
+        for proxy in getproxies().values():  # proxies from the environment are named by the user
+            if host := _hostname(proxy):
+                targets.name_host(host)
+        if not allow:  # the resolver is installed when the reactor starts
+            crawler.signals.connect(_warn_without_safe_resolver, signal=signals.engine_started)
+        middleware = cls(crawler, targets, allow)
+        crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
+        return middleware
+
+    def spider_opened(self, spider: Spider) -> None:
+        """Name every seed given as a spider argument now, before any request or redirect."""
+        spec = getattr(spider, "arguments_spec", {})
+        values = getattr(spider, "arguments", {})
+        for name, arg in spec.items():
+            if arg.parse is seed_url and values.get(name):
+                urls = values[name] if isinstance(values[name], list) else [values[name]]
+                for url in urls:
+                    self._name(url)
+
+    def _name(self, url: str) -> None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if disguise(host) is None and parts.scheme in DEFAULT_PORTS:
+            self.targets.name(host, parts.port or DEFAULT_PORTS[parts.scheme])
+
+    async def process_request(self, request: Request) -> None:
+        url = urlparse_cached(request)
+        if url.scheme not in ALLOWED_SCHEMES:
+            raise self._blocked(request, BLOCKED_SCHEME, f"scheme {url.scheme!r} is not crawled")
+        if self.allow_private:
+            return
+        host = url.hostname or ""
+        try:
+            port = url.port or DEFAULT_PORTS[url.scheme]
+        except ValueError:
+            return  # an invalid port: the download fails on its own
+        if _is_seed(request):  # seeds from URL files are named as they are requested
+            self._name(request.url)
+        if proxy_host := _hostname(request.meta.get("proxy") or ""):
+            self.targets.name_host(proxy_host)
+        reason = await self._non_public(host, port)
+        if reason is not None:
+            raise self._blocked(request, BLOCKED_PRIVATE, f"{reason}, not a named target; {HINT}")
+
+    async def _non_public(self, host: str, port: int) -> str | None:
+        """Why ``host:port`` may not be reached, or None when it may."""
+        if self.targets.origin_named(host, port) and disguise(host) is None:
+            return None
+        ip = parse_ip(host)
+        if ip is not None:
+            reason = non_public_reason(ip)
+            return None if reason is None else f"{ip} is {reason}"
+        from twisted.internet import reactor
+
+        try:  # cached: the connection's own lookup reuses this answer
+            address = await maybe_deferred_to_future(reactor.resolver.getHostByName(host))
+        except BlockedLookup as exc:
+            return str(exc)
+        except Exception:
+            return None  # the download reports the lookup failure itself
+        reason = non_public_reason(ip_address(address))
+        return None if reason is None else f"{host} resolves to {address} ({reason})"
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        location = response.headers.get(b"Location")
+        if location and 300 <= response.status < 400:
+            target = urljoin(request.url, location.decode("latin-1"))
+            scheme = urlsplit(target).scheme.lower()
+            if scheme not in ALLOWED_SCHEMES:
+                self._count(BLOCKED_SCHEME, target, f"redirect from {request.url} not followed")
+        return response
+
+    def _blocked(self, request: Request, stat: str, reason: str) -> BlockedTarget:
+        self._count(stat, request.url, reason)
+        kind = "scheme" if stat == BLOCKED_SCHEME else "private"
+        return BlockedTarget(f"{_short(request.url)}: {reason}", kind=kind)
+
+    def _count(self, stat: str, url: str, reason: str) -> None:
+        self.crawler.stats.inc_value(stat)
+        origin = url.split("/", 3)[:3]
+        key = "/".join(origin)
+        # the first refusal per origin is a warning; repeats would flood the log
+        level = logging.DEBUG if key in self.reported else logging.WARNING
+        self.reported.add(key)
+        logger.log(level, "Blocked %s: %s", _short(url), reason)
+
+
+def _is_seed(request: Request) -> bool:
+    """A request the spider made for a seed; a redirect from it carries its meta but is not."""
+    return request.meta.get(SEED_META) is True and "redirect_urls" not in request.meta
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url if "://" in url else f"//{url}").hostname
+    except ValueError:
+        return None
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 200 else f"{url[:200]}…"
+
+
+def _warn_without_safe_resolver() -> None:
+    if not is_reactor_installed():
+        return
+    from twisted.internet import reactor
+
+    if not isinstance(getattr(reactor, "resolver", None), SafeResolver):
+        logger.warning(
+            "TWISTED_DNS_RESOLVER is not crawler.safety.resolver.SafeResolver: host names are"
+            " checked before a request, but not again when its connection resolves them"
+        )

@@ -1,0 +1,160 @@
+"""The exit status of `scrapy crawl` and the runs row agree, for each way a run can fail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler.demo.server import DemoSite
+from crawler.stats import ERROR_RESPONSES, RESPONSES, Baseline, HealthPolicy, judge
+from tests.support import CrawlResult, scrapy_env
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def last_run(result: CrawlResult) -> dict[str, Any]:
+    return dict(result.rows("SELECT * FROM runs ORDER BY id DESC LIMIT 1")[0])
+
+
+def error_lines(result: CrawlResult) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "ERROR: run failed: " in line]
+
+
+# --- the policy on its own ----------------------------------------------------------------------
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("reason", "stats", "baseline", "kinds"),
+    [
+        ("finished", {"item_scraped_count": 10, RESPONSES: 10}, None, []),
+        ("closespider_itemcount", {RESPONSES: 3}, None, []),
+        ("closespider_timeout", {}, None, ["reason"]),
+        ("shutdown", {}, None, ["reason"]),
+        # 9 errors in 9 requests: under the minimum of 10, but every request failed
+        ("finished", {"crawl/fetch_errors": 9}, None, ["errors"]),
+        # 4 of 12 responses are 404s counted as errors: 33%, fine
+        ("finished", {RESPONSES: 12, ERROR_RESPONSES: 4, "crawl/fetch_errors": 4}, None, []),
+        # 1 of 2 failed: under the minimum request count, not all failed
+        ("finished", {RESPONSES: 1, "crawl/fetch_errors": 1}, None, []),
+        ("finished", {RESPONSES: 10, "crawl/fetch_errors": 11}, None, ["errors"]),
+        ("finished", {"item_scraped_count": 4}, Baseline(7, 10), ["items"]),
+        ("finished", {"item_scraped_count": 5}, Baseline(7, 10), []),
+        ("finished", {"item_scraped_count": 0}, Baseline(7, 0), []),
+        ("cancelled", {"crawl/fetch_errors": 3}, Baseline(7, 10), ["reason", "errors", "items"]),
+    ],
+)  # fmt: skip
+def test_judge(
+    reason: str, stats: dict[str, int], baseline: Baseline | None, kinds: list[str]
+) -> None:
+    policy = HealthPolicy(ok_reasons=frozenset({"finished", "closespider_itemcount"}))
+    verdict = judge(reason, stats, policy, baseline)
+    assert [failure.split(":")[0] for failure in verdict.failures] == kinds
+    assert verdict.exit_status == (1 if kinds else 0)
+
+
+# --- real crawls ----------------------------------------------------------------------------------
+def test_fewer_items_than_the_previous_run_fails(demo_site: DemoSite, run_crawl: Any) -> None:
+    args = ["-a", f"start_url={demo_site.url}", "-a", "max_products=6"]
+    first = run_crawl("products", *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert (last_run(first)["exit_status"], last_run(first)["failure"]) == (0, None)
+    # A recrawl: product pages answer 304, which count as items kept current (HEALTH_ITEM_STATS).
+    again = run_crawl("products", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    baseline = last_run(again)
+    assert (baseline["exit_status"], baseline["failure"]) == (0, None)
+    # Same spider and arguments, pages fetched in full (no 304s), but every item is now
+    # rejected: the silent breakage of a changed site.
+    broken = run_crawl(
+        "products", *args, "-s", "CONDITIONAL_REVALIDATE=False", "-s", "VALIDATE_MAX_FIELD_CHARS=5"
+    )
+    assert broken.returncode == 1
+    run = last_run(broken)
+    expected = f"items: 0 items, under 50% of the 6 items of run {baseline['id']}"
+    assert run["failure"] == f"{expected} (HEALTH_MIN_ITEM_RATIO)"
+    assert (run["exit_status"], run["finish_reason"], run["items"]) == (1, "finished", 0)
+    assert [line.split("run failed: ")[1] for line in error_lines(broken)] == [run["failure"]]
+    # A third run with other arguments has no previous run to compare with.
+    other = run_crawl("products", "-a", f"start_url={demo_site.url}", "-a", "max_products=2")
+    assert other.returncode == 0 and last_run(other)["failure"] is None
+
+
+@pytest.mark.parametrize(("settings", "status"), [([], 1), (["-s", "HEALTH_ENABLED=False"], 0)])
+def test_every_request_failing_fails(
+    refused_url: str, run_crawl: Any, settings: list[str], status: int
+) -> None:
+    result = run_crawl("pages", "-a", f"url={refused_url}", *settings)
+    assert result.returncode == status, result.stderr[-2000:]
+    run = last_run(result)
+    assert (run["exit_status"], run["finish_reason"], run["pages"], run["errors"]) == (
+        status,
+        "finished",
+        0,
+        1,
+    )
+    if status:
+        assert (
+            run["failure"] == "errors: 1 of 1 requests failed (100%, HEALTH_MAX_ERROR_RATIO is 50%)"
+        )
+        assert len(error_lines(result)) == 1
+    else:
+        assert run["failure"] is None and not error_lines(result)
+
+
+@pytest.mark.parametrize(("ratio", "status"), [("0.5", 1), ("0.7", 0)])
+def test_error_ratio(
+    demo_site: DemoSite, run_crawl: Any, tmp_path: Path, ratio: str, status: int
+) -> None:
+    good = ["", "catalog/", "about", "legacy"]
+    missing = [f"no-such-page-{n}" for n in range(8)]  # 404: 8 of 12 requests fail (67%)
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"{demo_site.url}{path}\n" for path in good + missing))
+    result = run_crawl("pages", "-a", f"urls={urls}", "-s", f"HEALTH_MAX_ERROR_RATIO={ratio}")
+    assert result.returncode == status, result.stderr[-2000:]
+    run = last_run(result)
+    assert (run["exit_status"], run["errors"], run["items"]) == (status, 8, 12)
+    if status:
+        assert run["failure"].startswith("errors: 8 of 12 requests failed (67%")
+
+
+def test_close_reasons(demo_site: DemoSite, run_crawl: Any) -> None:
+    start = f"start_url={demo_site.url}"
+    # One request at a time with a delay: the 1,000-product site cannot finish in 1 s.
+    slow = [
+        "-s",
+        "CONCURRENT_REQUESTS=1",
+        "-s",
+        "DOWNLOAD_DELAY=0.5",
+        "-s",
+        "CLOSESPIDER_TIMEOUT=1",
+    ]
+    timed_out = run_crawl("products", "-a", start, *slow)
+    assert timed_out.returncode == 1
+    run = last_run(timed_out)
+    assert (run["finish_reason"], run["exit_status"]) == ("closespider_timeout", 1)
+    assert run["failure"].startswith("reason: the run ended with 'closespider_timeout'")
+    # A configured item cap is a job done (HEALTH_OK_REASONS).
+    capped = run_crawl(
+        "products", "-a", start, "-a", "max_products=8", "-s", "CLOSESPIDER_ITEMCOUNT=3"
+    )
+    assert capped.returncode == 0, capped.stderr[-2000:]
+    assert (last_run(capped)["finish_reason"], last_run(capped)["exit_status"]) == (
+        "closespider_itemcount",
+        0,
+    )
+
+
+@pytest.mark.timeout(60)
+def test_bad_health_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "pages", "-a", "url=http://a.test/",
+         "-s", "HEALTH_MAX_ERROR_RATIO=2"],
+        cwd=tmp_path, env=scrapy_env(), capture_output=True, text=True, timeout=50, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: HEALTH_MAX_ERROR_RATIO must be a number between 0 and 1, not '2'"
+    )
