@@ -533,8 +533,11 @@ def test_s9_a_jobdir_others_can_write_is_refused_before_unpickling(
 
     refused = run_crawl_in(tmp_path, "pages", "-a", f"url={site.url()}", "-s", f"JOBDIR={jobdir}")
 
-    assert refused.returncode == 1
+    # refused by `scrapy crawl` before the crawl starts: one line, exit status 2
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: ")
     assert f"JOBDIR: {jobdir} is writable by every user" in refused.stderr
+    assert "Traceback" not in refused.stderr
     assert not marker.exists() and site.hits == []
 
     # the same pickle in a JOBDIR of the user's own is loaded (Scrapy's resume): the test works
