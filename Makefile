@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: crawl test lint format bench install system-deps clean
+.PHONY: crawl test lint format bench bench-export install system-deps clean
 
 # Debian packages the tests use for real: Chromium (JavaScript rendering).
 SYSTEM_DEPS := chromium:chromium
@@ -37,9 +37,27 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
+## bench: our crawler against Pool+urlopen, threads+requests, grequests, aiohttp and stock Scrapy
+## (BENCH=quick for a < 3 minute run); writes bench/results/latest.md and the charts
+BENCH ?= full
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v nginx >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; } || \
+	  echo "nginx missing: the bench falls back to a Python static server (install nginx for fair figures)"
+	$(PY) -m bench.run --mode $(BENCH)
+
+## bench-export: export throughput and peak RSS for 100k and 1M rows (CSV, JSONL, Parquet)
+bench-export: $(STAMP)
+	$(PY) bench/export_bench.py --rows 100000 --rows 1000000
+
 lint: $(STAMP)
-	$(PY) -m ruff check crawler tests
-	$(PY) -m ruff format --check crawler tests
+	$(PY) -m ruff check crawler tests bench
+	$(PY) -m ruff format --check crawler tests bench
 	$(PY) -m mypy
 
 format: $(STAMP)

@@ -49,8 +49,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "AUTOTHROTTLE_ENABLED": False,
         "RETRY_TIMES": 1,
         "DOWNLOAD_TIMEOUT": 10,
-        # One item per page: fewer concurrent item tasks cost less CPU than Scrapy's 100.
-        "CONCURRENT_ITEMS": 8,
+        # Scrapy starts CONCURRENT_ITEMS + 1 asyncio tasks per response to process its callback's
+        # output; with one item per page, 1 is enough (fewer tasks: less CPU than 8 or 100).
+        "CONCURRENT_ITEMS": 1,
+        # Read start() only as the downloader takes requests: a URL file stays the frontier.
+        "SPIDER_MIDDLEWARES": {"crawler.middlewares.lazystart.LazyStartMiddleware": 10},
     },
 }
 

@@ -1,0 +1,31 @@
+"""What ``quick`` and ``full`` run: workload sizes, repeats, the sweep and the memory sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    latency_urls: int  # workload L: URLs behind the latency server
+    cpu_urls: int  # workload C: URLs from nginx, no latency
+    runs: int  # runs per contestant and workload (the median is reported)
+    sweep_urls: int  # URLs per point of the concurrency sweep (latency server)
+    sweep: tuple[int, ...]  # concurrency levels of the sweep
+    memory_sizes: tuple[int, ...]  # URLs in the frontier for the memory measurement
+    # a contestant whose first run took longer than this runs once (keeps `full` < 30 minutes)
+    single_run_above: float = 60.0
+    latency: float = 0.2  # seconds per request on the latency server
+    concurrency: int = 100
+
+    def ideal(self, urls: int, concurrency: int | None = None) -> float:
+        """The time limit N × latency / concurrency of a latency-bound crawl."""
+        return urls * self.latency / (concurrency or self.concurrency)
+
+
+SWEEP = (10, 25, 50, 100, 200, 400)
+MODES = {
+    "quick": Mode("quick", 1_000, 3_000, 1, 500, SWEEP, (10_000, 100_000)),
+    "full": Mode("full", 5_000, 20_000, 3, 5_000, SWEEP, (10_000, 100_000, 1_000_000)),
+}
