@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.ticker import ScalarFormatter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,10 +48,11 @@ def figures(
         ax.set_title(title, loc="left", fontsize=10)
         if key == "peak_rss_mib":
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
         if key == "crawl" and "ideal" in results["workloads"][name]:
             ideal = results["workloads"][name]["ideal"]
             ax.axvline(ideal, color="black", linestyle="--", linewidth=1)
-            ax.text(ideal, -0.6, f"ideal {ideal:.0f} s", fontsize=8)
+            ax.text(ideal, len(rows) - 0.6, f" ideal {ideal:.0f} s", fontsize=8)
     machine = results["machine"]
     fig.suptitle(
         f"{results['mode']['name']} mode, {machine['cores']} cores, {machine['date']}", fontsize=9

@@ -64,10 +64,12 @@ def _workload_table(name: str, workload: dict[str, Any], rows: dict[str, dict[st
             + (f" | {row['ideal_ratio']:.2f}" if ideal else "")
             + f" | {fields} |"
         )
-    title = {
-        "L": f"L: {workload['urls']:,} URLs, 200 ms each, 100 at a time (ideal {ideal:.1f} s)",
-        "C": f"C: {workload['urls']:,} URLs from nginx, no latency (CPU-bound)",
-    }.get(name, name)
+    if ideal:
+        title = (
+            f"{name}: {workload['urls']:,} URLs, 200 ms each, 100 at a time (ideal {ideal:.1f} s)"
+        )
+    else:
+        title = f"{name}: {workload['urls']:,} URLs from the static server, no latency (CPU-bound)"
     return f"### {title}\n\n" + "\n".join(lines)
 
 
@@ -112,10 +114,13 @@ def _sweep_table(points: list[dict[str, Any]]) -> str:
 
 
 def _memory_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| URLs to crawl | frontier held | in scheduler | peak RSS MiB | wall s |"]
+    lines = ["| URLs to crawl | how | in the scheduler | peak RSS MiB | wall s |"]
     lines.append("|---|---|---|---|---|")
     for r in rows:
-        queued = f"{r['frontier']:,}" if r["frontier"] is not None else "≤ concurrency"
+        if r["frontier"] is not None:
+            queued = f"{r['frontier']:,}"
+        else:
+            queued = "–" if r["way"].startswith("seen") else "≈ concurrency"
         lines.append(
             f"| {r['urls']:,} | {r['way']} | {queued} | {r['peak_rss'] / MIB:,.0f}"
             f" | {r['wall']:.1f} |"
@@ -162,3 +167,12 @@ def write(results: dict[str, Any], out: Path, stem: str) -> list[Path]:
         sweep = out / ("sweep.png" if stem == "latest" else f"{stem}-sweep.png")
         paths.append(charts.sweep(results["sweep"], sweep))
     return paths
+
+
+if __name__ == "__main__":  # `python -m bench.report bench/results/latest.json`: redraw
+    import sys
+    from pathlib import Path
+
+    source = Path(sys.argv[1])
+    for path in write(json.loads(source.read_text()), source.parent, source.stem):
+        print(path)

@@ -179,9 +179,9 @@ RENDER_MIN_WORDS = 20  # auto: a page with scripts and fewer visible words is re
 # auto: pages of one host+path pattern seen before its learnt fetcher is trusted.
 RENDER_LEARN_AFTER = 3
 RENDER_RECHECK_EVERY = 20  # auto: every Nth page of a browser-only pattern tries HTTP again
-# Pages open at once per browser context, and contexts at once (scrapy-playwright's settings).
+# Pages rendering at once (a page is reused for the next one); measured: 8 renders as fast as 16.
 PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 8
-PLAYWRIGHT_MAX_CONTEXTS = 2
+PLAYWRIGHT_MAX_CONTEXTS = 2  # browser contexts at once: the one in use and one being retired
 # Installs scrapy-playwright only when rendering is on (crawler/rendering/addon.py).
 ADDONS = {**globals().get("ADDONS", {}), "crawler.rendering.addon.RenderAddon": 10}
 # Decides per request: HTTP or browser; auto-escalation and learning (after Retry at 550).

@@ -23,6 +23,7 @@ from scrapy.exceptions import UsageError
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.exceptions import ArgumentError
 from crawler.profiles import PROFILES
+from crawler.rendering.browser import check_browser
 from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
 from crawler.stats import HealthPolicy, recorded_verdict
 
@@ -88,8 +89,8 @@ class Command(ScrapyCrawlCommand):
         except KeyError:
             raise ArgumentError(f"no spider named {spider_name!r} (see `scrapy list`)") from None
         parse = getattr(spidercls, "parse_arguments", None)
-        if parse is not None:
-            parse(spargs)
+        values = parse(spargs) if parse is not None else {}
+        check_browser(self.settings, values.get("render"))  # rendering asked for: a browser?
         jobdir = self.settings.get("JOBDIR")
         if jobdir:
             try:
