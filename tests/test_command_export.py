@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from scrapy.cmdline import execute
 
 from crawler.demo.server import DemoSite
 from crawler.export.csv_writer import csv_converters
@@ -28,7 +27,7 @@ from crawler.items import ProductItem, field_specs
 from crawler.pipelines.csv_file import cell
 from crawler.stats import RunCounts
 from crawler.storage import open_store
-from tests.support import scrapy_env
+from tests.support import scrapy_env, scrapy_here
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -61,18 +60,7 @@ def export(db: Path, *args: str, cwd: Path | None = None) -> subprocess.Complete
     return run("export", *args, "--db", str(db), cwd=cwd or db.parent)
 
 
-def here(
-    capsys: pytest.CaptureFixture[str], *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``scrapy ARGS`` run by Scrapy's own entry point in this process: the same command code
-    as a subprocess, without a second or more of start-up per call (most tests make several)."""
-    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exited:
-        patch.setenv("SCRAPY_SETTINGS_MODULE", "crawler.settings")
-        if cwd is not None:
-            patch.chdir(cwd)
-        execute(["scrapy", *args])
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), int(exited.value.code or 0), out, err)
+here = scrapy_here
 
 
 def product(n: int, **changes: Any) -> dict[str, Any]:

@@ -12,28 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scrapy.cmdline import execute
 
 from crawler.commands.runs import duration
 from crawler.demo.server import DemoSite
 from crawler.stats import RunCounts
 from crawler.storage import open_store
-from tests.support import scrapy_env
+from tests.support import scrapy_env, scrapy_here
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def here(
-    capsys: pytest.CaptureFixture[str], *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``scrapy ARGS`` through Scrapy's own entry point, in this process (no start-up cost)."""
-    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exited:
-        patch.setenv("SCRAPY_SETTINGS_MODULE", "crawler.settings")
-        if cwd is not None:
-            patch.chdir(cwd)
-        execute(["scrapy", *args])
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), int(exited.value.code or 0), out, err)
+here = scrapy_here
 
 
 def cells(line: str) -> list[str]:
