@@ -7,11 +7,13 @@ left alone, pulls ``start()`` without pause and moves the whole URL file into it
   the downloader: the scheduler holds about the concurrency, the rest waits in the URL file.
 * ``eager``: every URL pushed into the scheduler's memory queue before the first download (what
   Scrapy does by itself, ``LAZYSTART_ENABLED=0``, within its first seconds).
-* ``eager + JOBDIR``: the same into Scrapy's disk queue; pickling costs time, so only up to
-  ``Mode.disk_queue_max`` URLs.
-* ``seen set``: ``iter_seeds`` alone over the whole file (``python -m bench.memory FILE``): the
-  set of seen URLs that a lazy crawl builds up as it reads, which the ``lazy`` runs (stopped
-  early) do not reach.
+* ``eager + JOBDIR``: the same into Scrapy's disk queue.
+  Seeding costs about 0.15 ms per URL (validation, ``Request``) and JOBDIR as much again for
+  pickling, so these run up to ``Mode.eager_max`` / ``Mode.disk_queue_max`` URLs.
+* ``seen set``: what a lazy crawl still accumulates as it reads the file: ``iter_seeds`` keeps
+  every seed URL in a set to drop repeats. ``python -m bench.memory FILE`` builds that set
+  from the whole file and reports how much RSS it added; the ``lazy`` runs, stopped early,
+  never reach it, so the estimate for a whole lazy crawl is their peak plus this.
 
 Each crawl stops after ``PAGES`` pages (``CLOSESPIDER_PAGECOUNT``): the peak comes once the
 frontier is seeded; crawling it to the end would only take longer.
@@ -19,12 +21,14 @@ frontier is seeded; crawling it to the end would only take longer.
 
 from __future__ import annotations
 
-import resource
+import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import psutil
 
 from bench.contestants import CONTESTANTS, Run, ours_result
 from bench.measure import measure
@@ -64,14 +68,16 @@ def _crawl(urls: Path, size: int, way: str, mode: Mode, workdir: Path) -> dict[s
     }
 
 
-def _seen_set(urls: Path, size: int, workdir: Path) -> dict[str, Any]:
+def _seen_set(urls: Path, size: int, workdir: Path, lazy_peak: int) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.memory", str(urls)]
     ours = next(c for c in CONTESTANTS if c.key == "ours")
     m = measure(command, cwd=workdir, env=ours.env(), logdir=workdir, timeout=1800)
+    added = int(m.result.get("added_bytes", 0))
     return {
         "urls": size,
-        "way": "seen set (seed reader alone)",
-        "peak_rss": m.peak_rss,
+        "way": "lazy, whole file read (lazy peak + seen set)",
+        "peak_rss": lazy_peak + added,
+        "seen_set_bytes": added,
         "wall": m.wall,
         "frontier": None,
         "pages": 0,
@@ -85,10 +91,11 @@ def measure_frontier(
     rows = []
     for size in mode.memory_sizes:
         urls = site.url_file(base, size, f"memory-{size}")
-        ways = [w for w in WAYS if "JOBDIR" not in w or size <= mode.disk_queue_max]
+        limits = {"lazy": size, "eager": mode.eager_max, "eager + JOBDIR": mode.disk_queue_max}
+        ways = [way for way in WAYS if size <= limits[way]]
         for way in ways:
             rows.append(_crawl(urls, size, way, mode, workdir))
-        rows.append(_seen_set(urls, size, workdir))
+        rows.append(_seen_set(urls, size, workdir, rows[-len(ways)]["peak_rss"]))
         for row in rows[-len(ways) - 1 :]:
             log(
                 f"memory {size:>9,} {row['way']:28} peak {row['peak_rss'] / 2**20:7.0f} MiB"
@@ -98,19 +105,19 @@ def measure_frontier(
     return rows
 
 
-def read_all_seeds(path: str) -> None:
-    """What a lazy crawl holds once it has read the whole file: ``iter_seeds``'s seen set."""
-    from scrapy.utils.test import get_crawler
+def seen_set_bytes(path: str) -> None:
+    """RSS added by a set of every URL of the file, as ``BaseSpider.iter_seeds`` keeps it.
 
-    from crawler.spiders.pages import PagesSpider
-
-    crawler = get_crawler(PagesSpider)
-    spider = PagesSpider.from_crawler(crawler, urls=path)
-    seeds = spider.iter_seeds(None, path)
-    count = sum(1 for _ in seeds)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f'{{"seeds": {count}, "peak_rss_mib": {peak:.1f}}}')
+    The bench's URLs are already in normal form, so the set holds the same strings that
+    ``validate_url`` would return (validating a million of them would take minutes).
+    """
+    process = psutil.Process()
+    before = process.memory_info().rss
+    with Path(path).open(encoding="utf-8") as lines:
+        seen = {line.strip() for line in lines}
+    added = process.memory_info().rss - before
+    print(json.dumps({"seeds": len(seen), "added_bytes": added}))
 
 
 if __name__ == "__main__":
-    read_all_seeds(sys.argv[1])
+    seen_set_bytes(sys.argv[1])

@@ -1,49 +1,70 @@
-"""Profile our crawler's CPU time: ``python -m bench.profile URL_FILE [scrapy options…]``.
+"""Where our crawler's time goes: ``python -m bench.profile URL_FILE [scrapy options…]``.
 
-Runs ``scrapy crawl bench`` in this process under cProfile with a CPU-time clock (so other
-programs on the machine do not inflate the figures), then prints where the CPU went: own time
-summed per module (which component costs what), and the functions with most own time.
-Start a server first; ``python -m bench.run`` does not call this.
+Runs ``scrapy crawl bench`` (fast profile, full pipeline) in this process under pyinstrument, a
+sampling profiler (``pip install pyinstrument``; not a dependency of the bench), then prints the
+share of the run spent in each component's entry points (middlewares, handler, spider, seeds,
+pipelines) and the modules with the most own time. Serve the URLs first (nginx, or
+``python -m bench.servers ROOT PORT 0``); the findings are in ``bench/README.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import cProfile
-import pstats
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from scrapy.cmdline import execute
-
-TOP = 30
-
-
-def _module(filename: str) -> str:
-    """``…/site-packages/scrapy/core/engine.py`` -> ``scrapy/core/engine.py``."""
-    for marker in ("site-packages/", "/lib/python3", "/work/main/"):
-        if marker in filename:
-            tail = filename.split(marker, 1)[1]
-            return tail.split("/", 1)[1] if marker == "/lib/python3" else tail
-    return filename
+ENTRY_POINTS = frozenset(
+    {
+        "process_request", "process_response", "process_exception", "process_item",
+        "process_start", "process_spider_output", "process_spider_output_async", "parse",
+        "iter_seeds", "download_request", "start_itemproc_async", "flush",
+    }
+)  # fmt: skip
+TOP = 25
 
 
-def report(stats: pstats.Stats, total: float) -> None:
-    by_module: Counter[str] = Counter()
-    raw = stats.stats  # type: ignore[attr-defined]
-    for (filename, _, _), (_, _, own, _, _) in raw.items():
-        by_module[_module(filename)] += own
-    print(f"\nCPU seconds: {total:.2f}; own time by module (top {TOP}):")
-    for module, seconds in by_module.most_common(TOP):
-        print(f"  {seconds:7.2f} s  {100 * seconds / total:5.1f}%  {module}")
-    print(f"\nFunctions by own time (top {TOP}):")
-    stats.sort_stats("tottime").print_stats(TOP)
+def _where(frame: Any) -> str:
+    path = str(frame.file_path or "")
+    for marker in ("site-packages/", "/work/main/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return path.removeprefix("/")
+
+
+def _walk(frame: Any, inside: bool, entries: Counter[str], own: Counter[str]) -> None:
+    if frame.file_path:  # synthetic frames (the root, [self], [await]) have none
+        own[_where(frame)] += frame.total_self_time
+    key = f"{_where(frame)}:{frame.function}"
+    counted = not inside and frame.function in ENTRY_POINTS
+    if counted:
+        entries[key] += frame.time
+    for child in frame.children:
+        _walk(child, inside or counted, entries, own)
+
+
+def report(root: Any) -> None:
+    entries: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    _walk(root, False, entries, own)
+    total = root.time
+    print(f"\nSampled {total:.2f} s. Component entry points (outermost call, inclusive):")
+    for key, seconds in entries.most_common(TOP * 2):
+        print(f"  {100 * seconds / total:5.1f}%  {key}")
+    print(f"\nOwn time by module (top {TOP}):")
+    for module, seconds in own.most_common(TOP):
+        print(f"  {100 * seconds / total:5.1f}%  {module}")
 
 
 def main() -> None:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        sys.exit("bench.profile needs pyinstrument: pip install pyinstrument")
+    from scrapy.cmdline import execute
+
     urls, options = sys.argv[1], sys.argv[2:]
     out = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     sys.argv = [
@@ -51,11 +72,14 @@ def main() -> None:
         "-s", "CRAWL_PROFILE=fast", "-s", f"SQLITE_PATH={out / 'crawler.sqlite'}",
         "-s", f"CSV_EXPORT_DIR={out / 'csv'}", "-s", "LOG_LEVEL=WARNING", *options,
     ]  # fmt: skip
-    profiler = cProfile.Profile(time.process_time)
-    started = time.process_time()
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler.start()
     with contextlib.suppress(SystemExit):  # scrapy's execute() ends with sys.exit
-        profiler.runcall(execute)
-    report(pstats.Stats(profiler), time.process_time() - started)
+        execute()
+    profiler.stop()
+    session = profiler.last_session
+    assert session is not None
+    report(session.root_frame())
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawler.demo.server import DemoSite
 
+from crawler.demo.server import DemoSite
 from tests.support import run_crawl_in
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from crawler.demo.catalog import (
     DISCONTINUED,
     FEATURED_IDS,
@@ -17,7 +18,6 @@ from crawler.demo.catalog import (
     build_catalog,
 )
 from crawler.demo.server import DemoSite
-
 from crawler.items import ProductItem, field_specs
 
 
