@@ -21,13 +21,17 @@ from bench.servers import LatencyServer, StaticServer
 from bench.site import build_site
 
 _AIOHTTP_HANDLER = "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"
+_HTTPX_HANDLER = "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"
 VARIANTS: dict[str, tuple[str, ...]] = {
     "base": (),
     "ci1": ("-sCONCURRENT_ITEMS=1",),
     "ci8": ("-sCONCURRENT_ITEMS=8",),
     "ci100": ("-sCONCURRENT_ITEMS=100",),
     "aiohttp": (f'-sDOWNLOAD_HANDLERS={{"http": "{_AIOHTTP_HANDLER}"}}',),
+    "httpx": (f'-sDOWNLOAD_HANDLERS={{"http": "{_HTTPX_HANDLER}"}}',),
+    "uvloop": ("-sASYNCIO_EVENT_LOOP=uvloop.Loop",),
     "nostats": ("-sDOWNLOADER_STATS=0",),
+    "nolazy": ("-sLAZYSTART_ENABLED=0",),
     "nometa": ("-sMETAREFRESH_ENABLED=0",),
     "nocookies": ("-sCOOKIES_ENABLED=0",),
     "noreferer": ("-sREFERER_ENABLED=0",),
@@ -85,8 +89,9 @@ def show(figures: dict[str, list[dict[str, float]]], urls: int) -> None:
     for name in figures:
         crawl, cpu = med(name, "crawl"), med(name, "cpu")
         least = min(r["cpu"] for r in figures[name])  # the least disturbed run
-        ours = ours_cpu and name != "aiohttp peer"
-        vs_base = f"  CPU × base {cpu / ours_cpu:.2f}" if ours else ""
+        vs_base = ""
+        if ours_cpu and name != "aiohttp peer":
+            vs_base = f"  CPU × base {cpu / ours_cpu:.2f}"
         complete = min(int(r.get("complete") or 0) for r in figures[name])
         print(
             f"{name:30} {crawl:8.2f} {cpu:8.2f} {least:8.2f} {1000 * cpu / urls:8.2f}"

@@ -8,7 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,19 +64,29 @@ def figures(
 
 
 def sweep(points: list[dict[str, Any]], path: Path) -> Path:
+    """Crawl time against the ideal (left) and pages/s (right) for each concurrency level."""
     levels = [p["concurrency"] for p in points]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(levels, [p["crawl"] for p in points], "o-", color=OURS, label="our crawler")
-    ax.plot(levels, [p["ideal"] for p in points], "--", color="black", label="ideal N × 200 ms / c")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(levels, [str(level) for level in levels])
-    ax.set_xlabel("CONCURRENT_REQUESTS (= per domain)")
-    ax.set_ylabel("crawl time, s")
     urls = points[0]["pages"] or 0
-    ax.set_title(f"Workload L ({urls:,} URLs at 200 ms): where more concurrency stops helping")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(levels, [p["crawl"] for p in points], "o-", color=OURS, label="our crawler")
+    ideal = [p["ideal"] for p in points]
+    left.plot(levels, ideal, "--", color="black", label="ideal N × 200 ms / c")
+    left.set_yscale("log")
+    left.set_ylabel("crawl time, s (log)")
+    left.legend()
+    rate = [urls / p["crawl"] if p["crawl"] else 0.0 for p in points]
+    right.plot(levels, rate, "o-", color=OURS, label="our crawler")
+    right.plot(levels, [urls / p["ideal"] for p in points], "--", color="black", label="ideal")
+    right.set_yscale("log")
+    right.set_ylabel("pages/s (log)")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(levels, [str(level) for level in levels])
+        ax.set_xlabel("CONCURRENT_REQUESTS (= per domain)")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"Workload L ({urls:,} URLs at 200 ms): where more concurrency stops helping")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

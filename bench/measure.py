@@ -71,15 +71,22 @@ def measure(
         proc = psutil.Process(popen.pid)
         peak = 0
         deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
-            if pid:
-                wall = time.perf_counter() - started
-                break
-            peak = max(peak, _tree_rss(proc))
-            if time.perf_counter() > deadline:
-                popen.kill()
-            time.sleep(interval)
+        try:
+            while True:
+                pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
+                if pid:
+                    wall = time.perf_counter() - started
+                    break
+                peak = max(peak, _tree_rss(proc))
+                if time.perf_counter() > deadline:
+                    popen.kill()
+                time.sleep(interval)
+        except BaseException:  # interrupted: take the contestant (and its children) down too
+            for member in [*proc.children(recursive=True), proc]:
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+            popen.wait()
+            raise
     popen.returncode = os.waitstatus_to_exitcode(status)  # reaped above: keep Popen quiet
     tail = err.read_text(errors="replace").splitlines()[-15:]
     return Measurement(

@@ -16,7 +16,8 @@ class Mode:
     memory_sizes: tuple[int, ...]  # URLs in the frontier for the memory measurement
     # a peer whose first run took longer than this runs once (keeps `full` < 30 minutes)
     single_run_above: float = 30.0
-    # eager seeding costs ~0.15 ms per URL, JOBDIR as much again: the largest sizes skip them
+    # eager seeding costs ~0.2 ms per URL and holds every request in memory (1M: minutes and
+    # GiBs); JOBDIR costs as much again in pickling but keeps them on disk
     eager_max: int = 100_000
     disk_queue_max: int = 100_000
     latency: float = 0.2  # seconds per request on the latency server
@@ -35,6 +36,6 @@ MODES = {
     ),
     "full": Mode(
         "full", latency_urls=5_000, cpu_urls=20_000, runs=3, sweep_urls=2_000, sweep=SWEEP,
-        memory_sizes=(10_000, 100_000, 1_000_000),
+        memory_sizes=(10_000, 100_000, 1_000_000), disk_queue_max=1_000_000,
     ),
 }  # fmt: skip

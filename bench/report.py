@@ -134,7 +134,8 @@ def markdown(results: dict[str, Any], summary: dict[str, dict[str, dict[str, Any
         f"# Benchmark results ({results['mode']['name']} mode, {m['date']})",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
         f"Python {m['python']}, Scrapy {m['scrapy']}, aiohttp {m['aiohttp']}; static server "
-        f"{m['static_server']}. Load average {m['load_at_start']} at start, "
+        f"{m['static_server']} ({m.get('static_server_errors', 0)} errors logged). "
+        f"Load average {m['load_at_start']} at start, "
         f"{m.get('load_at_end')} at end; {m.get('bench_minutes')} minutes in all. Servers, "
         "crawlers and whatever else runs here share the same cores: compare ratios, not "
         "bare numbers.",

@@ -8,8 +8,10 @@ the memory measurement of our crawler, and writes ``bench/results/``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -96,9 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=sorted(MODES), default="full")
     parser.add_argument("--only", help="comma-separated contestants (default: all)")
     parser.add_argument("--skip", default="", help="comma-separated parts: L,C,sweep,memory")
+    parser.add_argument("--runs", type=int, help="runs per contestant (default: the mode's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    # Ctrl-C and kill stop the bench cleanly (servers and contestant included), also when
+    # started in the background, where SIGINT arrives ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     mode, skip = MODES[args.mode], set(filter(None, args.skip.split(",")))
+    if args.runs:
+        mode = dataclasses.replace(mode, runs=args.runs)
     wanted = set(args.only.split(",")) if args.only else {c.key for c in CONTESTANTS}
     contestants = [c for c in CONTESTANTS if c.key in wanted]
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -137,6 +146,7 @@ def run_all(
             results["sweep"] = run_sweep(urls, mode.sweep_urls, mode, workdir)
         if "memory" not in skip:
             results["memory"] = memory.measure_frontier(site, slow.base, mode, workdir, log)
+        results["machine"]["static_server_errors"] = static.errors()
     return results
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 NGINX_CONF = """\
 worker_processes 1;
+worker_rlimit_nofile 16384;
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -35,7 +36,6 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 10000000;
-    open_file_cache max=30000 inactive=120s;
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -119,6 +119,18 @@ class StaticServer(_Process):
     def __init__(self, root: Path, workdir: Path) -> None:
         self.root, self.workdir = root, workdir
         self.fallback: LatencyServer | None = None
+
+    def errors(self) -> int:
+        """Lines nginx logged at error level or worse (refused files, sockets): 0 when healthy."""
+        log = self.workdir / "nginx" / "error.log"
+        if not log.exists():
+            return 0
+        levels = ("[error]", "[crit]", "[alert]", "[emerg]")
+        return sum(
+            1
+            for line in log.read_text(errors="replace").splitlines()
+            if any(level in line for level in levels)
+        )
 
     def __enter__(self) -> StaticServer:
         nginx = shutil.which("nginx") or next(

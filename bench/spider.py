@@ -85,5 +85,6 @@ class BenchSpider(PagesSpider):
         print(json.dumps(line), flush=True)
 
     def parse(self, response: Response, seed: str) -> BenchProduct:  # type: ignore[override]
-        values = {name: response.xpath(xpath).get() for name, xpath in FIELDS.items()}
+        # raw strings: the clean pipeline turns the price into a Decimal
+        values: dict[str, Any] = {n: response.xpath(x).get() for n, x in FIELDS.items()}
         return BenchProduct(url=seed, **values)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from lxml import etree
 from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.response import get_base_url
 
 from crawler.items import PageItem
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from parsel import Selector
     from scrapy.http import Response
     from twisted.python.failure import Failure
 
@@ -71,18 +78,94 @@ def _add_html_fields(item: PageItem, response: TextResponse) -> None:
         sel.xpath("/html/@lang").get()
         or sel.xpath("//meta[@http-equiv='content-language']/@content").get()
     )
-    item.word_count = sum(len(text.split()) for text in sel.xpath(_VISIBLE_TEXT).getall())
-    own_host = _host(response.url)
+    item.word_count = sum(len(text.split()) for text in _strings(sel, _VISIBLE_TEXT))
+    item.internal_links, item.external_links = count_links(
+        _hrefs(sel), get_base_url(response), _host(response.url)
+    )
+
+
+def _strings(sel: Selector, xpath: str) -> list[str]:
+    """The string results of ``xpath`` straight from lxml: no ``Selector`` per match (a hostile
+    page has millions of text nodes)."""
+    root = sel.root
+    if isinstance(root, etree._Element):
+        return [str(value) for value in root.xpath(xpath)]
+    return sel.xpath(xpath).getall()
+
+
+def _hrefs(sel: Selector) -> Iterator[str]:
+    """Every ``<a href>`` of the page, one at a time (a hostile page has millions)."""
+    root = sel.root
+    if not isinstance(root, etree._Element):
+        yield from sel.xpath("//a/@href").getall()
+        return
+    for anchor in root.iter("a"):
+        href = anchor.get("href")
+        if href is not None:
+            yield href
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+@functools.lru_cache(maxsize=4096)
+def _netloc_host(netloc: str) -> str:
+    return _host(f"http://{netloc}/")
+
+
+def _authority_host(rest: str) -> str:
+    """The host of ``//netloc/…`` (pages link to few hosts: the parse is cached per netloc)."""
+    end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop, 2)
+        if 0 <= found < end:
+            end = found
+    return _netloc_host(rest[2:end])
+
+
+def _joined_host(base: str, href: str) -> str | None:
+    """The host of ``href`` resolved with ``urljoin``; ``None`` when that is not an http(s) URL."""
+    target = urljoin(base, href)
+    if not target.lower().startswith(("http://", "https://")):
+        return None
+    return _host(target)
+
+
+def count_links(hrefs: Iterable[str], base: str, own_host: str) -> tuple[int, int]:
+    """(internal, external) http(s) links among ``hrefs`` resolved against ``base``.
+
+    The same counts as ``urljoin`` + ``urlsplit`` per link, without them for the usual forms:
+    a relative link is on the base's host, ``//host/…`` and ``http(s)://host/…`` name theirs,
+    and other schemes (``mailto:``, ``javascript:``…) are not links to pages. A link whose host
+    cannot be parsed (``http://[::1``) is not counted.
+    """
+    base_http = base.lower().startswith(("http://", "https://"))
+    base_host = _host(base) if base_http else ""
     internal = external = 0
-    for href in sel.xpath("//a/@href").getall():
-        target = response.urljoin(href.strip())
-        if not target.startswith(("http://", "https://")):
+    for raw in hrefs:
+        href = raw.strip()
+        scheme = _SCHEME.match(href)
+        try:
+            if scheme and scheme.group(1).lower() not in ("http", "https"):
+                continue
+            if not scheme and not base_http:
+                continue  # relative to a non-http base: not a page link
+            if scheme or href.startswith("//"):
+                rest = href[scheme.end() :] if scheme else href
+                named = rest.startswith("//") and _authority_host(rest)
+                # "http:x", "https:/x", "//" and the like: whatever urljoin makes of them
+                host = named or _joined_host(base, href)
+            else:
+                host = base_host
+        except ValueError:
             continue
-        if _host(target) == own_host:
+        if host is None:
+            continue
+        if host == own_host:
             internal += 1
         else:
             external += 1
-    item.internal_links, item.external_links = internal, external
+    return internal, external
 
 
 def error_item(failure: Failure, url: str) -> PageItem:

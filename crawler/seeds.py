@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 MAX_URL_LENGTH = 2083
+# Whitespace (ASCII and Unicode), C0 controls and DEL: never part of a URL as typed in a file.
+_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 ALLOWED_SCHEMES = ("http", "https")
 
 
@@ -34,7 +37,7 @@ def validate_url(text: str) -> str:
         raise InvalidURL("empty")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"longer than {MAX_URL_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if _BAD_CHARS.search(url):
         raise InvalidURL("contains whitespace or control characters")
     try:
         parts = urlsplit(url)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -39,6 +42,51 @@ class CrawlResult:
             return list(csv.DictReader(handle))
 
 
+# looked up once here: the child of a fork may only call what is already resolved
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the test process dies (Linux only).
+
+    pytest-timeout ends a hung test with ``os._exit``; without this, a crawl it started (and
+    the Chromium that crawl started) would keep running after the suite.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_contained(
+    command: list[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    capture_output: bool = True,
+    text: bool = True,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` for commands that start children of their own (crawls, browsers).
+
+    The command runs in a session of its own; on timeout, Ctrl-C or any error, the whole
+    process group is killed, not only the direct child, and it dies with the test process.
+    """
+    assert capture_output and text and not check, "run_contained captures text, never checks"
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=_die_with_parent,
+    ) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
 def scrapy_env() -> dict[str, str]:
     return dict(os.environ, SCRAPY_SETTINGS_MODULE="crawler.settings", PYTHONPATH=str(ROOT))
 
@@ -53,10 +101,7 @@ def run_crawl_in(
         "-s", f"SQLITE_PATH={db}", "-s", f"CSV_EXPORT_DIR={out}",
         "-s", f"CRAWL_PROFILE={profile}",
     ]  # fmt: skip
-    done = subprocess.run(
-        command, cwd=workdir, env=scrapy_env(), capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )  # fmt: skip
+    done = run_contained(command, cwd=workdir, env=scrapy_env(), timeout=timeout)
     return CrawlResult(done.returncode, done.stdout, done.stderr, db, out)
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, scrapy_env
+from tests.support import ROOT, run_contained, scrapy_env
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def scrapy(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_contained(
         [sys.executable, "-m", "scrapy", *args], cwd=cwd, env=scrapy_env(),
         capture_output=True, text=True, timeout=50, check=False,
     )  # fmt: skip
@@ -74,7 +74,7 @@ def test_url_file_that_is_a_directory(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_demo_crawl_writes_store_and_csv(tmp_path: Path, crawl_in: Any) -> None:
-    done = subprocess.run(
+    done = run_contained(
         [sys.executable, "-m", "crawler.demo", "crawl", "-a", "max_products=30"],
         cwd=tmp_path, env=scrapy_env(), capture_output=True, text=True, timeout=110, check=False,
     )  # fmt: skip

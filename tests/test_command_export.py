@@ -27,7 +27,7 @@ from crawler.items import ProductItem, field_specs
 from crawler.pipelines.csv_file import cell
 from crawler.stats import RunCounts
 from crawler.storage import open_store
-from tests.support import scrapy_env, scrapy_here
+from tests.support import run_contained, scrapy_env, scrapy_here
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -50,7 +50,7 @@ class Gadget:
 
 
 def run(*args: str, cwd: Path, timeout: float = 80) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_contained(
         [sys.executable, "-m", "scrapy", *args], cwd=cwd, env=scrapy_env(),
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip

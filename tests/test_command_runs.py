@@ -17,7 +17,7 @@ from crawler.commands.runs import duration
 from crawler.demo.server import DemoSite
 from crawler.stats import RunCounts
 from crawler.storage import open_store
-from tests.support import scrapy_env, scrapy_here
+from tests.support import run_contained, scrapy_env, scrapy_here
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -56,7 +56,7 @@ def run_row(db: Path) -> sqlite3.Row:
 
 @pytest.mark.timeout(180)
 def test_list_is_aligned_text_when_piped(crawled: Path, tmp_path: Path) -> None:
-    done = subprocess.run(
+    done = run_contained(
         [sys.executable, "-m", "scrapy", "runs", "--db", str(crawled)], cwd=tmp_path,
         env=scrapy_env(), capture_output=True, text=True, timeout=80, check=False,
     )  # fmt: skip

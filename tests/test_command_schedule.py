@@ -23,13 +23,13 @@ from crawler.scheduling.due import is_due, latest_fire
 from crawler.scheduling.job import Job, parse_duration
 from crawler.scheduling.schedulefile import ScheduleError, load_schedule
 from crawler.scheduling.state import State
-from tests.support import ROOT, scrapy_env
+from tests.support import ROOT, run_contained, scrapy_env
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def schedule(*args: str, cwd: Path, timeout: float = 100) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_contained(
         [sys.executable, "-m", "scrapy", "schedule", *args], cwd=cwd, env=scrapy_env(),
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 
 from crawler.demo.server import DemoSite
 from crawler.stats import ERROR_RESPONSES, RESPONSES, Baseline, HealthPolicy, judge
-from tests.support import CrawlResult, scrapy_env
+from tests.support import CrawlResult, run_contained, scrapy_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -149,7 +148,7 @@ def test_close_reasons(demo_site: DemoSite, run_crawl: Any) -> None:
 
 @pytest.mark.timeout(60)
 def test_bad_health_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    done = subprocess.run(
+    done = run_contained(
         [sys.executable, "-m", "scrapy", "crawl", "pages", "-a", "url=http://a.test/",
          "-s", "HEALTH_MAX_ERROR_RATIO=2"],
         cwd=tmp_path, env=scrapy_env(), capture_output=True, text=True, timeout=50, check=False,

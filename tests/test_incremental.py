@@ -114,6 +114,9 @@ def test_unchanged_recrawl_gets_304s_and_marks_rows_seen(runs: dict[str, Run]) -
     assert second.stats.get("item_scraped_count", 0) == 0  # nothing re-extracted
     assert second.stats["incremental/rows_touched"] == 998
     assert "incremental: 1,005 not modified, 53 unchanged, 0 changed, 0 new" in second.stderr
+    # the summary printed at the end says it too
+    assert "recrawl: 1,005 not modified (304), 53 unchanged, 0 changed, 0 new" in second.stderr
+    assert "recrawl:" not in first.stderr  # a first crawl finds everything new
     # the validators of the first fetch went out with the request
     url = next(url for url in first.fetch_state if url.endswith("/products/1"))
     headers = second.headers

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urljoin, urlsplit
 
+import pytest
 from scrapy.http import HtmlResponse, Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
-from crawler.pageinfo import error_item, page_item
+from crawler.pageinfo import count_links, error_item, page_item
 
 HTML = b"""<!DOCTYPE html><html lang="de"><head><title> Hallo Welt </title>
 <meta name="Description" content="Eine Seite"><link rel="canonical" href="/kanon"></head>
@@ -59,3 +61,37 @@ def test_network_error_becomes_an_item_with_its_error() -> None:
     assert item.status is None
     assert item.error is not None and item.error.startswith("ConnectionRefusedError")
     assert item.fetched_at is not None
+
+
+HREFS = [
+    "", "#a", "/x", "y?z", "../up", "?q=1", " /padded ", "a.test/x", "//www.a.test/q", "//b.test",
+    "//", "//a.test?x", "http://a.test/", "HTTP://WWW.A.TEST/x", "https://c.test",
+    "http://u:p@A.test:80/x", "http://a.test?x", "http://a.test#f", "http://a.test:8080/",
+    "http:foo", "https:/bar", "https:", "http://", "http://[::1]/", "//[::1]:80/",
+    "http://[bad/", "//[bad/", "mailto:x@y", "javascript:void(0)", "tel:1", "ftp://a.test/",
+    "data:text/html,hi", "C:\\x",
+]  # fmt: skip
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
+
+
+@pytest.mark.parametrize(
+    "base", ["http://a.test/dir/page", "https://www.a.test/", "http://b.test/", "file:///x"]
+)
+@pytest.mark.parametrize("href", HREFS)
+def test_link_counts_agree_with_urljoin(base: str, href: str) -> None:
+    # the fast path must count exactly what urljoin + urlsplit per link would
+    try:
+        target = urljoin(base, href.strip())
+        page_link = target.lower().startswith(("http://", "https://"))
+        expected = (0, 0) if not page_link else (1, 0) if _host(target) == "a.test" else (0, 1)
+    except ValueError:  # an unparseable host is not counted
+        expected = (0, 0)
+    assert count_links([href], base, "a.test") == expected
+
+
+def test_a_million_links_are_counted() -> None:
+    hrefs = [f"/p/{n}" for n in range(500_000)] + [f"http://x.test/{n}" for n in range(500_000)]
+    assert count_links(hrefs, "http://a.test/", "a.test") == (500_000, 500_000)

@@ -150,7 +150,7 @@ def test_file_appears_only_at_close(tmp_path: Path, caplog: pytest.LogCaptureFix
     pipe.process_item(product(sku="B2"))
     (part, _) = sorted(out.iterdir())
     assert not list(out.glob("*.csv"))
-    assert part.name.startswith(".shop-") and part.name.endswith(f".part-{os.getpid()}")
+    assert part.name.startswith(f".shop-pages.part-{os.getpid()}-")
     with caplog.at_level(logging.INFO, logger="crawler"):
         pipe.close_spider()
     assert sorted(p.name for p in out.iterdir()) == ["shop-pages.csv", "shop-products.csv"]

@@ -27,7 +27,7 @@ from crawler.spiders.base import BaseSpider
 from crawler.spiders.pages import PagesSpider
 from crawler.spiders.products import ProductsSpider
 from crawler.spiders.site import SiteSpider
-from tests.support import CrawlResult, run_crawl_in, scrapy_env
+from tests.support import CrawlResult, run_contained, run_crawl_in, scrapy_env
 
 # (status, headers, body) of a path; a callable gets the request's path and headers;
 # the route "*" answers every path (a proxy).
@@ -244,7 +244,7 @@ def test_s1_links_and_sitemaps_to_other_local_ports_are_blocked(
 
 
 def scrapy(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_contained(
         [sys.executable, "-m", "scrapy", *args], cwd=cwd, env=scrapy_env(),
         capture_output=True, text=True, timeout=80, check=False,
     )  # fmt: skip
@@ -419,7 +419,7 @@ def credential_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crede
         "-s", f"STORE_PASSWORD={CANARY}-setting",
         "-s", f"UPSTREAM=http://bob:{CANARY}-url@127.0.0.1:9/",
     ]  # fmt: skip
-    done = subprocess.run(
+    done = run_contained(
         command, cwd=workdir, env=env, capture_output=True, text=True, timeout=100, check=False
     )
     result = CrawlResult(

@@ -8,22 +8,16 @@ only the hidden ``.NAME.part-…`` file behind, never a truncated ``NAME``.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
-import secrets
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 
+from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.export import ExportError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-
-def part_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 @contextmanager
@@ -35,36 +29,15 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "Is a directory")
-        part = part_path(path)
-        # os.open with 0o666: the published file gets the usual umask mode, not tempfile's 0600
-        handle = os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+        handle = create_part(part_path(path))
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        part.replace(path)
+        yield handle
+        publish(handle, path)
     except OSError as exc:
-        _discard(part)
+        discard(handle)
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
-        _discard(part)
+        discard(handle)
         raise
-    _fsync_dir(path.parent)
-
-
-def _discard(part: Path) -> None:
-    with contextlib.suppress(OSError):
-        part.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform can open a directory)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

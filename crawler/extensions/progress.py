@@ -19,6 +19,7 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from crawler import stats as keys
+from crawler.middlewares import conditional
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -103,12 +104,30 @@ class Progress:
             f" {counts.rejects:,} rejects, {counts.duplicates:,} duplicates,"
             f" {counts.errors:,} errors",
         ]
+        if recrawl := _recrawl_line(values):
+            lines.append(recrawl)
         if values.get(keys.RUN_ID) is not None:
             store = self.crawler.settings.get("SQLITE_PATH")
             lines.append(f"  store: {store} (run {values[keys.RUN_ID]})")
         lines.extend(f"  csv:   {_shown(path)}" for path in values.get("csv/paths", []))
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
+
+
+_RECRAWL = (
+    (conditional.NOT_MODIFIED, "not modified (304)"),
+    (conditional.UNCHANGED, "unchanged"),
+    (conditional.CHANGED, "changed"),
+    (conditional.NEW, "new"),
+    (conditional.SKIPPED_RECENT, "skipped (min_age)"),
+)
+
+
+def _recrawl_line(values: dict[str, Any]) -> str | None:
+    """What an incremental recrawl found, when it found anything known before."""
+    if not any(values.get(key) for key, _ in _RECRAWL if key != conditional.NEW):
+        return None  # a first crawl: every page is new, the line would say nothing
+    return "  recrawl: " + ", ".join(f"{values.get(key, 0):,} {what}" for key, what in _RECRAWL)
 
 
 def _shown(path: str) -> str:

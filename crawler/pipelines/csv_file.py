@@ -4,7 +4,7 @@ Settings: ``CSV_ENABLED``, ``CSV_EXPORT_DIR``, ``CSV_FILENAME`` (placeholders ``
 ``{item}``, ``{run}``, ``{time}``; the result must stay under the export dir),
 ``CSV_NEUTRALIZE_FORMULAS``, ``CSV_ENCODING``.
 
-Rows go to a hidden ``.<spider>-<item>.….part-<pid>`` file in the export dir, which is flushed,
+Rows go to a hidden ``.<spider>-<item>.part-<pid>-…`` file in the export dir, which is flushed,
 fsynced and ``os.replace``d to its final name at close; a crawl that dies leaves only the part file,
 and an existing file of the final name is only ever replaced by a complete one. Columns are the
 dataclass fields in declaration order. Cells: ``None`` is empty, ``Decimal`` exact (``1234.56``),
@@ -14,13 +14,10 @@ dataclass fields in declaration order. Cells: ``None`` is empty, ``Decimal`` exa
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import dataclasses
 import logging
-import os
 import re
-import secrets
 import string
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +31,7 @@ from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler import settings as defaults
+from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.items import field_specs, item_table
 from crawler.stats import RUN_ID
 
@@ -197,9 +195,9 @@ class CsvPipeline:
         if (output := self.outputs.get(item_cls)) is not None:
             return output
         table = item_table(item_cls)
-        # not tempfile: its 0600 mode would stay on the published file
-        name = f".{safe_name(self.spider)}-{safe_name(table)}.{secrets.token_hex(4)}"
-        handle = (self.root / f"{name}.part-{os.getpid()}").open(
+        # the final name waits for the run id: the part is named for spider and item
+        handle = create_part(
+            part_path(self.root / f"{safe_name(self.spider)}-{safe_name(table)}"),
             "x",
             encoding=self.config.encoding,
             errors="replace",  # a lone surrogate or a character the encoding lacks becomes "?"
@@ -244,31 +242,14 @@ class CsvPipeline:
         return resolve_path(self.root, self.config.filename, **values)
 
     def _publish(self, output: _Output, run: str, taken: list[str]) -> Path:
-        output.handle.flush()
-        os.fsync(output.handle.fileno())
-        output.handle.close()
         path = self._final_path(output.table, run)
         if str(path) in taken:  # CSV_FILENAME without {item} and more than one item class
             path = path.with_name(f"{path.stem}-{safe_name(output.table)}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        Path(output.handle.name).replace(path)  # os.replace: atomic on one filesystem
-        _fsync_dir(path.parent)
+        publish(output.handle, path)
         return path
 
     def _discard(self) -> None:
         for output in self.outputs.values():
-            with contextlib.suppress(OSError):
-                output.handle.close()
-            with contextlib.suppress(OSError):
-                Path(output.handle.name).unlink()
+            discard(output.handle)
         self.outputs.clear()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (best effort: not every platform can open a directory)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
