@@ -51,8 +51,10 @@ def figures(
             ax.xaxis.set_major_formatter(ScalarFormatter())
         if key == "crawl" and "ideal" in results["workloads"][name]:
             ideal = results["workloads"][name]["ideal"]
-            ax.axvline(ideal, color="black", linestyle="--", linewidth=1)
-            ax.text(ideal, len(rows) - 0.6, f" ideal {ideal:.0f} s", fontsize=8)
+            ax.axvline(
+                ideal, color="black", linestyle="--", linewidth=1, label=f"ideal {ideal:g} s"
+            )
+            ax.legend(loc="lower right", fontsize=8, frameon=False)
     machine = results["machine"]
     fig.suptitle(
         f"{results['mode']['name']} mode, {machine['cores']} cores, {machine['date']}", fontsize=9
