@@ -10,6 +10,7 @@ import csv
 import io
 import ipaddress
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,6 +89,41 @@ class BadSeed:
     text: str
     source: str
     reason: str
+
+
+MAX_SHARDS = 10_000
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` of ``count`` of a seed list: ``-a shard=0/4`` … ``-a shard=3/4``.
+
+    A URL belongs to the part its CRC-32 says, so N processes given the same file and the parts
+    0/N … N-1/N fetch every URL exactly once between them, repeats of a URL fall in one part
+    (each process still drops them), and no process has to read another's share into memory.
+    """
+
+    index: int
+    count: int
+
+    def takes(self, url: str) -> bool:
+        return zlib.crc32(url.encode("utf-8", "surrogatepass")) % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard(text: str) -> Shard:
+    """``K/N`` with 0 <= K < N: this process's part of the seeds."""
+    index, slash, count = text.strip().partition("/")
+    if not slash or not index.isdigit() or not count.isdigit():
+        raise ValueError("must be K/N, e.g. 0/4 (part K of N, counting from 0)")
+    part = Shard(int(index), int(count))
+    if not 1 <= part.count <= MAX_SHARDS:
+        raise ValueError(f"N must be between 1 and {MAX_SHARDS:,}")
+    if part.index >= part.count:
+        raise ValueError(f"K must be below N (parts are 0 to {part.count - 1})")
+    return part
 
 
 def readable_file(path: str) -> str:

@@ -58,7 +58,8 @@ CSV_ENABLED = True
 CSV_EXPORT_DIR = "data"
 # Placeholders: {spider}, {item} (the item's table), {run} (run id, or time when no store),
 # {time} (UTC start time, YYYYmmddTHHMMSSZ). The result must stay under CSV_EXPORT_DIR.
-CSV_FILENAME = "{spider}-{item}-{time}.csv"
+# {run} keeps the files of runs started in the same second (parallel shards, two schedules) apart.
+CSV_FILENAME = "{spider}-{item}-{time}-{run}.csv"
 CSV_NEUTRALIZE_FORMULAS = True
 CSV_ENCODING = "utf-8"
 

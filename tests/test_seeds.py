@@ -4,7 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from crawler.seeds import BadSeed, InvalidURL, Seed, read_seed_file, readable_file, validate_url
+from crawler.seeds import (
+    BadSeed,
+    InvalidURL,
+    Seed,
+    Shard,
+    read_seed_file,
+    readable_file,
+    shard,
+    validate_url,
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -78,3 +87,30 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
         readable_file(str(tmp_path / "missing.txt"))
     with pytest.raises(ValueError, match="Is a directory"):
         readable_file(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2", "must be K/N"),
+        ("a/b", "must be K/N"),
+        ("-1/4", "must be K/N"),
+        ("4/4", "K must be below N"),
+        ("0/0", "N must be between 1"),
+        ("0/10001", "N must be between 1"),
+    ],
+)
+def test_shard_argument_is_checked(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        shard(text)
+
+
+def test_shards_split_the_urls_exactly_and_evenly() -> None:
+    urls = [f"http://example.test/p/{n}" for n in range(10_000)]
+    parts = [shard(f"{k}/4") for k in range(4)]
+    assert parts[3] == Shard(3, 4) and str(parts[3]) == "3/4"
+    owners = [[part for part in parts if part.takes(url)] for url in urls]
+    assert all(len(found) == 1 for found in owners)  # every URL in exactly one part
+    sizes = [sum(1 for found in owners if found[0] is part) for part in parts]
+    assert min(sizes) > 2_000 and max(sizes) < 3_000, sizes  # and the parts are balanced
+    assert all(shard("0/1").takes(url) for url in urls)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,31 @@ def test_rerun_updates_rows_instead_of_duplicating(run_crawl: Any, demo_site: De
     (row,) = second.rows("SELECT first_run_id, last_run_id FROM pages")
     assert (row["first_run_id"], row["last_run_id"]) == (1, 2)
     assert [r["id"] for r in second.rows("SELECT id FROM runs ORDER BY id")] == [1, 2]
+
+
+@pytest.mark.timeout(120)
+def test_shards_in_parallel_processes_fetch_every_url_once(
+    run_crawl: Any, demo_site: DemoSite, tmp_path: Path
+) -> None:
+    # two processes on the same file and the same store, as bench "ours, 2 processes" runs them
+    urls = [f"{demo_site.url}products/{n}" for n in range(1, 121)]
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join([*urls, "not a url", urls[0]]) + "\n", encoding="utf-8")
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(
+            pool.map(
+                lambda part: run_crawl("pages", "-a", f"urls={listed}", "-a", f"shard={part}/2"),
+                (0, 1),
+            )
+        )
+    for result in runs:
+        assert result.returncode == 0, result.stderr[-2000:]
+    stored = runs[0].rows("SELECT url, first_run_id FROM pages")
+    assert sorted(r["url"] for r in stored) == sorted(urls)  # each URL once, none lost
+    per_run = {r["first_run_id"] for r in stored}
+    assert per_run == {1, 2}  # both processes did a share
+    stats = [runs[0].rows("SELECT stats FROM runs WHERE id = ?", n)[0]["stats"] for n in (1, 2)]
+    assert sum('"seeds/invalid": 1' in s for s in stats) == 1  # the bad line reported once
+    # each run published its own CSV file: none replaced the other
+    csv_rows = sum(len(Path(p).read_text().splitlines()) - 1 for p in runs[0].csv_files())
+    assert len(runs[0].csv_files()) == 2 and csv_rows == len(urls)

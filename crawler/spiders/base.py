@@ -12,7 +12,7 @@ from crawler import stats as keys
 from crawler.arguments import Arg, parse_arguments
 from crawler.middlewares.conditional import MIN_AGE, REVALIDATE
 from crawler.rendering.config import render_mode
-from crawler.seeds import BadSeed, Seed, read_seed_file
+from crawler.seeds import BadSeed, Seed, Shard, read_seed_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -73,28 +73,37 @@ class BaseSpider(scrapy.Spider):
     def check_arguments(cls, values: dict[str, Any]) -> None:
         """Checks across arguments (e.g. one of two is required); raise ``ArgumentError``."""
 
-    def iter_seeds(self, urls: list[str] | None, path: str | None) -> Iterator[Seed]:
+    def iter_seeds(
+        self, urls: list[str] | None, path: str | None, part: Shard | None = None
+    ) -> Iterator[Seed]:
         """Seeds from ``-a url=…`` then from ``-a urls=FILE``; bad file lines are logged, skipped.
 
-        A URL given twice is fetched once (``seeds/duplicate`` counts the repeats).
+        A URL given twice is fetched once (``seeds/duplicate`` counts the repeats). With
+        ``part`` (``-a shard=K/N``) only that part's URLs are yielded (``seeds/other_shard``
+        counts the rest), and only part 0 reports bad lines, so N processes report each once.
         """
         seen: set[str] = set()
         sources: list[Iterator[Seed | BadSeed]] = [iter(Seed(u, "argument") for u in urls or [])]
         if path:
             sources.append(read_seed_file(path))
+        stats = self.crawler.stats
         for source in sources:
             for seed in source:
                 if isinstance(seed, BadSeed):
-                    self.crawler.stats.inc_value("seeds/invalid")
-                    self.logger.warning(
-                        f"{seed.source}: skipped invalid URL {seed.text[:200]!r}: {seed.reason}"
-                    )
+                    if part is None or part.index == 0:
+                        stats.inc_value("seeds/invalid")
+                        self.logger.warning(
+                            f"{seed.source}: skipped invalid URL {seed.text[:200]!r}: {seed.reason}"
+                        )
+                    continue
+                if part is not None and not part.takes(seed.url):
+                    stats.inc_value("seeds/other_shard")
                     continue
                 if seed.url in seen:
-                    self.crawler.stats.inc_value("seeds/duplicate")
+                    stats.inc_value("seeds/duplicate")
                     continue
                 seen.add(seed.url)
-                self.crawler.stats.inc_value("seeds/valid")
+                stats.inc_value("seeds/valid")
                 yield seed
 
     def leaf_meta(self) -> dict[str, Any]:

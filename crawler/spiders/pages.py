@@ -11,7 +11,7 @@ from crawler.exceptions import ArgumentError
 from crawler.middlewares.conditional import IncrementalSkip
 from crawler.pageinfo import error_item, page_item
 from crawler.safety.targets import seed_url
-from crawler.seeds import readable_file
+from crawler.seeds import readable_file, shard
 from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class PagesSpider(BaseSpider):
         "urls": Arg(readable_file, help="file of URLs: one per line, or CSV with a 'url' column"),
         "min_age": MIN_AGE_ARG,
         "render": RENDER_ARG,
+        "shard": Arg(shard, help="K/N: fetch only part K of N of the URLs (one process per part)"),
     }
 
     @classmethod
@@ -46,7 +47,8 @@ class PagesSpider(BaseSpider):
             raise ArgumentError("pages needs -a url=URL or -a urls=FILE")
 
     async def start(self) -> AsyncIterator[Any]:
-        for seed in self.iter_seeds(self.arguments["url"], self.arguments["urls"]):
+        arguments = self.arguments
+        for seed in self.iter_seeds(arguments["url"], arguments["urls"], arguments["shard"]):
             # dont_filter: a seed that another seed redirects to must still get its own item
             yield scrapy.Request(
                 seed.url,
