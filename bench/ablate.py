@@ -32,6 +32,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "uvloop": ("-sASYNCIO_EVENT_LOOP=uvloop.Loop",),
     "nostats": ("-sDOWNLOADER_STATS=0",),
     "nolazy": ("-sLAZYSTART_ENABLED=0",),
+    "buf1000": ("-sLAZYSTART_BUFFER=1000",),
     "nometa": ("-sMETAREFRESH_ENABLED=0",),
     "nocookies": ("-sCOOKIES_ENABLED=0",),
     "noreferer": ("-sREFERER_ENABLED=0",),

@@ -71,6 +71,9 @@ EXTENSIONS = {
 PROGRESS_ENABLED = True
 PROGRESS_TTY_INTERVAL = 0.5  # seconds between updates of the live line on a terminal
 PROGRESS_LOG_INTERVAL = 10.0  # seconds between progress log lines when not on a terminal
+# The fast profile's LazyStartMiddleware: start() is read only as the crawl uses its requests.
+LAZYSTART_ENABLED = True
+LAZYSTART_BUFFER = 0  # requests kept waiting in the scheduler; 0: CONCURRENT_REQUESTS
 
 # --- Incremental recrawls (conditional requests, min_age) --------------------------------------
 # Record every fetch in the store's fetch_state table; needed for conditional requests and min_age.

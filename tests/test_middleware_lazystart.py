@@ -12,41 +12,59 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
 from crawler.demo.server import DemoSite
-from crawler.middlewares.lazystart import LazyStartMiddleware
+from crawler.middlewares.lazystart import POLL_SECONDS, LazyStartMiddleware
 
 
 class _Engine:
-    backout = True
+    """What the middleware reads: the scheduler's length, filled by what start() yields."""
+
+    def __init__(self) -> None:
+        self.scheduler: list[int] = []
 
     def needs_backout(self) -> bool:
-        return self.backout
+        return True
 
 
-def test_holds_start_while_the_engine_backs_out() -> None:
-    crawler = get_crawler()
+def test_reads_start_in_bursts_bounded_by_the_buffer() -> None:
+    crawler = get_crawler(settings_dict={"LAZYSTART_BUFFER": 4})
     engine = crawler.engine = _Engine()  # type: ignore[assignment]
     middleware = LazyStartMiddleware.from_crawler(crawler)
+    assert (middleware.high, middleware.low) == (4, 2)
 
     async def start() -> Any:
-        for number in range(3):
+        for number in range(10):
             yield number
 
     async def scenario() -> list[int]:
-        seen: list[int] = []
-
         async def consume() -> None:
             async for value in middleware.process_start(start()):
-                seen.append(value)
+                engine.scheduler.append(value)  # what the engine does with a start request
 
         task = asyncio.create_task(consume())
         await asyncio.sleep(0.05)
-        assert seen == []  # the downloader is full: nothing taken from start()
-        engine.backout = False
+        assert engine.scheduler == [0, 1, 2, 3]  # full buffer: reading paused
+        del engine.scheduler[:1]  # one request goes to the downloader: 3 left, above half
         middleware.wake()
+        await asyncio.sleep(0.05)
+        assert engine.scheduler == [1, 2, 3]  # still paused
+        del engine.scheduler[:1]  # down to half: refill to the buffer at once
+        middleware.wake()
+        await asyncio.sleep(0.05)
+        assert engine.scheduler == [2, 3, 4, 5]
+        engine.scheduler.clear()  # drained without a signal: the poll notices
+        await asyncio.sleep(3 * POLL_SECONDS)
+        assert engine.scheduler == [6, 7, 8, 9]
         await asyncio.wait_for(task, 2)
-        return seen
+        return engine.scheduler
 
-    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert asyncio.run(scenario()) == [6, 7, 8, 9]
+
+
+def test_buffer_defaults_to_the_concurrency_and_is_checked() -> None:
+    crawler = get_crawler(settings_dict={"CONCURRENT_REQUESTS": 30})
+    assert LazyStartMiddleware.from_crawler(crawler).high == 30
+    with pytest.raises(ValueError, match="LAZYSTART_BUFFER"):
+        LazyStartMiddleware.from_crawler(get_crawler(settings_dict={"LAZYSTART_BUFFER": -1}))
 
 
 def test_can_be_switched_off() -> None:
