@@ -6,6 +6,7 @@ import contextlib
 import csv
 import ctypes
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -85,6 +86,31 @@ def run_contained(
             proc.communicate()
             raise
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def run_on_terminal(
+    command: list[str], *, cwd: Path, columns: int, stdout: bool, timeout: float = 80
+) -> tuple[int, str]:
+    """Run ``command`` with stderr (and stdout when ``stdout``) on a pseudo-terminal, as a user
+    at a terminal would; returns its exit status and everything it wrote there."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        command, cwd=cwd, env=scrapy_env() | {"COLUMNS": str(columns), "TERM": "xterm"},
+        stdin=subprocess.DEVNULL, stdout=terminal if stdout else subprocess.DEVNULL,
+        stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    return proc.wait(timeout=timeout), seen.decode(errors="replace")
 
 
 def scrapy_env() -> dict[str, str]:

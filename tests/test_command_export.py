@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
 import shutil
 import sqlite3
 import subprocess
@@ -27,7 +25,7 @@ from crawler.items import ProductItem, field_specs
 from crawler.pipelines.csv_file import cell
 from crawler.stats import RunCounts
 from crawler.storage import open_store
-from tests.support import run_contained, scrapy_env, scrapy_here
+from tests.support import run_contained, run_on_terminal, scrapy_env, scrapy_here
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -204,26 +202,11 @@ def test_stdout_and_fields(crawled: Path, tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 def test_progress_bar_only_on_a_terminal(crawled: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.csv"
-    controller, terminal = pty.openpty()
     argv = [sys.executable, "-m", "scrapy", "export", "products", "-o", str(out)]
-    proc = subprocess.Popen(
-        [*argv, "--db", str(crawled)], cwd=tmp_path,
-        env=scrapy_env() | {"COLUMNS": "100", "TERM": "xterm"},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal,
-    )  # fmt: skip
-    os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
-    assert proc.wait(timeout=80) == 0
-    text = seen.decode(errors="replace")
+    status, text = run_on_terminal(
+        [*argv, "--db", str(crawled)], cwd=tmp_path, columns=100, stdout=False
+    )
+    assert status == 0
     assert "\x1b[" in text  # the bar drew (and erased) itself with terminal controls
     assert f"exported {len(db_rows(crawled))} rows to {out}" in text
 

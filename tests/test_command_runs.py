@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import re
 import sqlite3
 import subprocess
@@ -17,7 +15,7 @@ from crawler.commands.runs import duration
 from crawler.demo.server import DemoSite
 from crawler.stats import RunCounts
 from crawler.storage import open_store
-from tests.support import run_contained, scrapy_env, scrapy_here
+from tests.support import run_contained, run_on_terminal, scrapy_env, scrapy_here
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -80,25 +78,13 @@ def test_list_is_aligned_text_when_piped(crawled: Path, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(180)
 def test_list_is_a_table_on_a_terminal(crawled: Path, tmp_path: Path) -> None:
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scrapy", "runs", "--db", str(crawled)], cwd=tmp_path,
-        env=scrapy_env() | {"COLUMNS": "140", "TERM": "xterm"},
-        stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
-    )  # fmt: skip
-    os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
-    assert proc.wait(timeout=80) == 0
-    text = seen.decode(errors="replace")
+    status, text = run_on_terminal(
+        [sys.executable, "-m", "scrapy", "runs", "--db", str(crawled)],
+        cwd=tmp_path,
+        columns=140,
+        stdout=True,
+    )
+    assert status == 0
     assert "\x1b[1m" in text  # rich's bold header
     assert "finish reason" in text
     assert "products" in text
