@@ -2,12 +2,16 @@
 
 A profile only fills in defaults: it is applied by an add-on at Scrapy's ``addon`` priority,
 above Scrapy's defaults but below the project settings file, spider ``custom_settings`` and
-``-s NAME=VALUE``, so any single setting can still be overridden.
+``-s NAME=VALUE``, so any single setting can still be overridden. A profile's components
+(``SPIDER_MIDDLEWARES``) are added to the project's or spider's own dict of the same name, never
+replaced by it: naming one with ``None`` switches it off.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from crawler.components import add_components
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -58,6 +62,10 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+# Settings that are component priority dicts: a profile adds to them (see the module docstring).
+COMPONENT_SETTINGS = frozenset({"SPIDER_MIDDLEWARES", "DOWNLOADER_MIDDLEWARES", "EXTENSIONS"})
+
+
 class UnknownProfileError(ValueError):
     pass
 
@@ -73,4 +81,7 @@ class ProfileAddon:
             )
         settings.set("CRAWL_PROFILE", name, priority=settings.getpriority("CRAWL_PROFILE") or 0)
         for key, value in PROFILES[name].items():
-            settings.set(key, value, priority="addon")
+            if key in COMPONENT_SETTINGS:
+                add_components(settings, key, value)
+            else:
+                settings.set(key, value, priority="addon")

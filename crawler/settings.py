@@ -1,8 +1,13 @@
-"""Project settings: declarative defaults, grouped by component.
+"""Your project's settings: set here what you want different from the defaults.
 
-Every value here can be overridden with ``scrapy crawl … -s NAME=VALUE``. Concurrency and
-politeness come from the profile named by ``CRAWL_PROFILE`` (see ``crawler/profiles.py``); this
-file deliberately does not set them, so the profile can fill them in and ``-s`` still wins.
+Every setting the project's components read has its default in ``crawler/defaults.py`` (see
+docs/settings.md); the project add-on below installs those defaults and the project's
+middlewares, pipelines and extensions under whatever you set here, in a spider's
+``custom_settings`` or with ``scrapy crawl … -s NAME=VALUE``. Component dicts add to the
+project's: ``DOWNLOADER_MIDDLEWARES = {"myproject.mw.Foo": 543}`` keeps the robots.txt, safety
+and politeness middlewares, and ``{"crawler.middlewares.robots.RobotsTxtMiddleware": None}``
+switches one off. Concurrency and politeness come from the profile named by ``CRAWL_PROFILE``
+(``crawler/profiles.py``): set single values only to override the profile.
 """
 
 BOT_NAME = "crawler"
@@ -10,186 +15,22 @@ SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 COMMANDS_MODULE = "crawler.commands"
 
-# --- Politeness and concurrency -------------------------------------------------------------
-# polite | balanced | fast. Sets CONCURRENT_REQUESTS*, DOWNLOAD_DELAY, AUTOTHROTTLE_*, RETRY_TIMES,
-# DOWNLOAD_TIMEOUT (see crawler/profiles.py and the README). Keep `polite` for sites you do not own.
+# Installs the project's defaults, components, the profile and rendering (crawler/addon.py).
+# Add your own add-ons to this dict; removing this one removes the whole project layer.
+ADDONS = {"crawler.addon.ProjectAddon": 0}
+
+# polite | balanced | fast (crawler/profiles.py). Keep `polite` for sites you do not own.
 CRAWL_PROFILE = "polite"
-ADDONS = {"crawler.profiles.ProfileAddon": 0}
 ROBOTSTXT_OBEY = True
 # Tell site owners who you are: set this to a URL or e-mail where they can reach you.
 USER_AGENT = "crawler/0.1 (+set USER_AGENT to a URL or e-mail where site owners can reach you)"
-
-# --- Safety -----------------------------------------------------------------------------------
-# Both consoles run code inside the crawl process: off.
-TELNETCONSOLE_ENABLED = False
-REMOTE_CONTROL_ENABLED = False
-DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
-DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
-
-# --- Engine -----------------------------------------------------------------------------------
-TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 
-# --- Item pipelines (each one switchable with its *_ENABLED setting) --------------------------
-ITEM_PIPELINES = {
-    "crawler.pipelines.clean.CleanPipeline": 100,
-    "crawler.pipelines.validate.ValidatePipeline": 200,
-    "crawler.pipelines.dedupe.DedupePipeline": 300,
-    "crawler.pipelines.sqlite.SQLitePipeline": 400,
-    "crawler.pipelines.csv_file.CsvPipeline": 500,
-}
-CLEAN_ENABLED = True
-VALIDATE_ENABLED = True
-# Text fields longer than this are rejected (a 10 MB "name" is a broken page, not data).
-VALIDATE_MAX_FIELD_CHARS = 100_000
-DEDUPE_ENABLED = True
-
-# --- SQLite store -----------------------------------------------------------------------------
-SQLITE_ENABLED = True
-SQLITE_PATH = "data/crawler.sqlite"
-SQLITE_BATCH_SIZE = 500  # items per write transaction
-SQLITE_BATCH_SECONDS = 2.0  # and at least this often while items arrive
-SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for another writer
-SQLITE_SYNCHRONOUS = "NORMAL"  # with WAL: durable at checkpoints, never corrupt
-
-# --- CSV files --------------------------------------------------------------------------------
-CSV_ENABLED = True
-CSV_EXPORT_DIR = "data"
-# Placeholders: {spider}, {item} (the item's table), {run} (run id, or time when no store),
-# {time} (UTC start time, YYYYmmddTHHMMSSZ). The result must stay under CSV_EXPORT_DIR.
-# {run} keeps the files of runs started in the same second (parallel shards, two schedules) apart.
-CSV_FILENAME = "{spider}-{item}-{time}-{run}.csv"
-CSV_NEUTRALIZE_FORMULAS = True
-CSV_ENCODING = "utf-8"
-
-# --- Extensions -------------------------------------------------------------------------------
-EXTENSIONS = {
-    "crawler.extensions.runrecorder.RunRecorder": 100,
-    "crawler.extensions.progress.Progress": 200,
-}
-PROGRESS_ENABLED = True
-PROGRESS_TTY_INTERVAL = 0.5  # seconds between updates of the live line on a terminal
-PROGRESS_LOG_INTERVAL = 10.0  # seconds between progress log lines when not on a terminal
-# The fast profile's LazyStartMiddleware: start() is read only as the crawl uses its requests.
-LAZYSTART_ENABLED = True
-LAZYSTART_BUFFER = 0  # requests kept waiting in the scheduler; 0: CONCURRENT_REQUESTS
-
-# --- Incremental recrawls (conditional requests, min_age) --------------------------------------
-# Record every fetch in the store's fetch_state table; needed for conditional requests and min_age.
-CONDITIONAL_ENABLED = True
-# Send If-None-Match/If-Modified-Since for known pages; off: fetch all in full (e.g. new selectors).
-CONDITIONAL_REVALIDATE = True
-DOWNLOADER_MIDDLEWARES = {
-    **globals().get("DOWNLOADER_MIDDLEWARES", {}),
-    "crawler.middlewares.conditional.ConditionalRequestMiddleware": 570,
-}
-
-# --- Exit status and scheduling ----------------------------------------------------------------
-# The health monitor decides the exit status; it runs before RunRecorder (100) at close.
-EXTENSIONS = {**globals().get("EXTENSIONS", {}), "crawler.extensions.health.HealthMonitor": 50}
-HEALTH_ENABLED = True  # off: only store_error, csv_error, shutdown, cancelled fail a run
-# Finish reasons that count as success: a configured item or page cap is a job done.
-HEALTH_OK_REASONS = ["finished", "closespider_itemcount", "closespider_pagecount"]
-HEALTH_MAX_ERROR_RATIO = 0.5  # fail when more than this share of the requests ended in error
-HEALTH_MIN_REQUESTS = 10  # the ratio applies from this many requests (or when all failed)
-# Fail when items < this × the items of the previous successful run with the same arguments.
-HEALTH_MIN_ITEM_RATIO = 0.5
-# Stats summed as the run's item count: a recrawl's 304s and min_age skips are items kept current.
-HEALTH_ITEM_STATS = ["item_scraped_count", "incremental/not_modified", "incremental/skipped_recent"]
-SCHEDULE_LOG_DIR = "data/logs"  # `scrapy schedule`: <dir>/<job>/<UTC time>.log, locks, state
-SCHEDULE_STOP_TIMEOUT = 60.0  # seconds a crawl gets after SIGINT before it is killed
-
-# --- Export ------------------------------------------------------------------------------------
-# `scrapy export` / `scrapy runs` (CSV output also follows CSV_NEUTRALIZE_FORMULAS, CSV_ENCODING).
-EXPORT_BATCH_ROWS = 5000  # rows fetched from SQLite and written per chunk (memory stays flat)
-EXPORT_PARQUET_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group
-EXPORT_PARQUET_COMPRESSION = "zstd"  # none | snappy | gzip | brotli | zstd | lz4
-# Item classes whose field types (Decimal, datetime, bool, list) the export uses for their tables.
-EXPORT_ITEM_CLASSES = ["crawler.items.PageItem", "crawler.items.ProductItem"]
-# Unfinished runs started within this many hours hold an export cursor back (no row is skipped).
-EXPORT_CURSOR_INFLIGHT_HOURS = 24.0
-
-# --- Politeness: Retry-After backoff, robots.txt, circuit breaker -------------------------------
-# 429 (or 503 with Retry-After): no request to that host until the time has passed, then backoff.
-RETRYAFTER_ENABLED = True
-RETRYAFTER_HTTP_CODES = [429, 503]  # statuses that pause a host (503 only with Retry-After)
-RETRYAFTER_BASE_DELAY = 1.0  # seconds: a host's first backoff; doubles with each 429 in a row
-RETRYAFTER_MAX_DELAY = 300.0  # longest pause and backoff; a longer Retry-After is not retried
-ROBOTSTXT_MAX_SIZE = 5 * 1024 * 1024  # bytes of a robots.txt that are read (RFC 9309: 500 KiB+)
-ROBOTSTXT_UNREACHABLE_RETRY = 60.0  # seconds before asking again for a 5xx/timed-out robots.txt
-ROBOTSTXT_MAX_CRAWL_DELAY = 60.0  # a longer robots.txt Crawl-delay is capped to this
-CIRCUIT_ENABLED = True  # a host that stops answering is left alone for a while (circuit breaker)
-CIRCUIT_FAILURES = 5  # connection failures/timeouts in a row that open a host's circuit
-CIRCUIT_COOLDOWN = 30.0  # seconds before one probe request; doubles while the host stays down
-CIRCUIT_MAX_COOLDOWN = 600.0  # longest cool-down between probes
-COMPRESSION_STRICT = True  # a truncated gzip/deflate/br/zstd body is data loss, not a page
-RESERVEDNAMES_ENABLED = True  # hosts under these names fail at once, without a DNS query
-RESERVEDNAMES_SUFFIXES = ["invalid", "onion"]  # RFC 6761 / RFC 7686 names that never resolve
-# Priorities: reserved names before the safety check (60); circuit and Retry-After after Retry
-# (550), conditional (570); our robots.txt and compression replace Scrapy's at the same place.
-DOWNLOADER_MIDDLEWARES = {
-    **globals().get("DOWNLOADER_MIDDLEWARES", {}),
-    "crawler.middlewares.reservednames.ReservedNamesMiddleware": 55,
-    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-    "crawler.middlewares.robots.RobotsTxtMiddleware": 100,
-    "crawler.middlewares.retryafter.RetryAfterMiddleware": 575,
-    "crawler.middlewares.circuitbreaker.CircuitBreakerMiddleware": 585,
-    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
-    "crawler.middlewares.compression.StrictHttpCompressionMiddleware": 590,
-}
-
-# --- Safety: private targets, secrets -----------------------------------------------------------
-# True: links and redirects may reach loopback/private/link-local addresses (seeds always may).
-SAFETY_ALLOW_PRIVATE_TARGETS = False
-# Refuses non-public DNS answers for hosts the user did not name (see crawler/safety/resolver.py).
+# Read by the crawler process before any add-on runs, so they are set here.
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# Refuses non-public DNS answers for hosts the user did not name (crawler/safety/resolver.py).
 TWISTED_DNS_RESOLVER = "crawler.safety.resolver.SafeResolver"
-# Blocks non-HTTP schemes and non-public targets before connecting; before robots.txt (100).
-DOWNLOADER_MIDDLEWARES = {
-    **globals().get("DOWNLOADER_MIDDLEWARES", {}),
-    "crawler.middlewares.targets.PrivateTargetMiddleware": 60,
-}
-# Secret values out of every log line; JOBDIRs others could write to refused before unpickling.
-EXTENSIONS = {
-    **globals().get("EXTENSIONS", {}),
-    "crawler.safety.logfilter.SecretLogFilter": -20,
-    "crawler.safety.jobdir.JobDirGuard": -10,
-}
-# Only http and https are crawled: no handler for local files, data:, FTP or S3 URLs.
-DOWNLOAD_HANDLERS = {
-    **globals().get("DOWNLOAD_HANDLERS", {}),
-    **dict.fromkeys(("file", "data", "ftp", "s3")),
-}
-# scrapy-redis queues: requests as JSON, never pickle (crawler/safety/json_serializer.py).
-SCHEDULER_SERIALIZER = "crawler.safety.json_serializer"
-# What a rendered page loads in Chromium follows the same target policy (crawler/safety/browser.py).
-PLAYWRIGHT_ABORT_REQUEST = "crawler.safety.browser.abort_private_request"
 
-# --- JavaScript rendering (scrapy-playwright) ---------------------------------------------------
-# never | always | auto: which pages go through headless Chromium (`-a render=…` sets it per crawl).
-RENDER_MODE = "never"
-# True: install the browser even with RENDER_MODE=never, for spiders that set meta {"render": True}.
-RENDER_ENABLED = False
-# Playwright resource types aborted while rendering: pages load faster and use less memory.
-RENDER_BLOCK_RESOURCES = ["image", "font", "media"]
-# A browser context is closed and replaced after this many pages, so browser memory stays flat.
-RENDER_CONTEXT_MAX_PAGES = 100
-# CSS selector of a complete page: the browser waits for it, `auto` renders pages without it.
-RENDER_WAIT_FOR = ""
-# Seconds to wait after load for RENDER_WAIT_FOR, else for network idle (pages with scripts).
-RENDER_WAIT_TIMEOUT = 5.0
-RENDER_MAX_CLICKS = 20  # most clicks on a "load more" button (meta render_click) per page
-RENDER_MIN_WORDS = 20  # auto: a page with scripts and fewer visible words is rendered
-# auto: pages of one host+path pattern seen before its learnt fetcher is trusted.
-RENDER_LEARN_AFTER = 3
-RENDER_RECHECK_EVERY = 20  # auto: every Nth page of a browser-only pattern tries HTTP again
-# Pages rendering at once (a page is reused for the next one); measured: 8 renders as fast as 16.
-PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 8
-PLAYWRIGHT_MAX_CONTEXTS = 2  # browser contexts at once: the one in use and one being retired
-# Installs scrapy-playwright only when rendering is on (crawler/rendering/addon.py).
-ADDONS = {**globals().get("ADDONS", {}), "crawler.rendering.addon.RenderAddon": 10}
-# Decides per request: HTTP or browser; auto-escalation and learning (after Retry at 550).
-DOWNLOADER_MIDDLEWARES = {
-    **globals().get("DOWNLOADER_MIDDLEWARES", {}),
-    "crawler.middlewares.render.RenderMiddleware": 560,
-}
+# Where the data goes (defaults shown; see crawler/defaults.py for every setting):
+# SQLITE_PATH = "data/crawler.sqlite"
+# CSV_EXPORT_DIR = "data"

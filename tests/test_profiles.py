@@ -4,6 +4,7 @@ import pytest
 from scrapy.settings import Settings
 
 from crawler import settings as project_settings
+from crawler.addon import install_defaults
 from crawler.profiles import PROFILES, ProfileAddon, UnknownProfileError
 
 
@@ -11,6 +12,7 @@ def settings_with(**cmdline: object) -> Settings:
     settings = Settings()
     settings.setmodule(project_settings, priority="project")
     settings.update(cmdline, priority="cmdline")
+    install_defaults(settings)
     ProfileAddon().update_settings(settings)
     return settings
 

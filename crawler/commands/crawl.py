@@ -20,6 +20,7 @@ from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 
+from crawler.addon import install_defaults
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.exceptions import ArgumentError
 from crawler.profiles import PROFILES
@@ -53,6 +54,8 @@ class Command(ScrapyCrawlCommand):
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         opts.spargs = join_repeated(opts.spargs or [])
         super().process_options(args, opts)
+        assert self.settings is not None
+        install_defaults(self.settings)  # what the crawl will read, for the checks before it
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 
+from crawler.addon import install_defaults
 from crawler.export import ExportError, ExportUsageError
 from crawler.export import cursor as cursors
 from crawler.export.atomic import atomic_output
@@ -56,6 +57,11 @@ class Command(ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        install_defaults(self.settings)  # what a crawl would read: SQLITE_PATH, EXPORT_*…
 
     def syntax(self) -> str:
         return "TABLE -o FILE [options]"

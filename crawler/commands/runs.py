@@ -1,7 +1,9 @@
 """``scrapy runs [ID]``: the crawl history recorded in the store.
 
 Without an ID: the latest runs (a table on a terminal, aligned plain text otherwise). With an ID:
-one run in detail, with its arguments, settings and sorted stats. The store is opened read-only,
+one run in detail, with its arguments, settings and sorted stats, shown through the secret
+policy (``crawler.safety.secrets``) again: a row recorded in clear (by an older version or by
+hand) prints ``***`` for its secrets too. The store is opened read-only,
 so this never creates or changes a database. Errors are one line starting ``error:``: exit
 status 2 for bad input, 1 for a missing store or an unknown run.
 """
@@ -14,8 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 
-from crawler import settings as defaults
+from crawler import defaults
+from crawler.addon import install_defaults
 from crawler.export.columns import to_datetime
+from crawler.safety.secrets import Redactor, mask_url_credentials, masked
 from crawler.storage.reads import get_run, list_runs, open_readonly
 from crawler.storage.schema import to_json
 from crawler.storage.store import StoreError
@@ -121,12 +125,13 @@ def _mapping(title: str, values: Any) -> list[str]:
 def detail(run: dict[str, Any]) -> str:
     reason = run.get("finish_reason") or "(unfinished)"
     exit_status = run.get("exit_status")
+    failure = run.get("failure")
     lines = [
         f"run {run['id']}: {run['spider']}",
         f"  started      {when(run.get('started_at'))} UTC",
         f"  finished     {when(run.get('finished_at'))} UTC ({duration(run)})",
         f"  finish       {reason} (exit status {_count(exit_status)})",
-        *([f"  failure      {run['failure']}"] if run.get("failure") else []),
+        *([f"  failure      {mask_url_credentials(failure)}"] if failure else []),
         f"  profile      {run.get('profile') or '-'}",
         "  counts       "
         + ", ".join(
@@ -134,9 +139,9 @@ def detail(run: dict[str, Any]) -> str:
             for name in ("pages", "items", "rejects", "duplicates", "errors")
         ),
     ]
-    lines += _mapping("arguments", run.get("arguments"))
-    lines += _mapping("settings", run.get("settings"))
-    lines += _mapping("stats", run.get("stats"))
+    lines += _mapping("arguments", masked("", run.get("arguments")))
+    lines += _mapping("settings", masked("", run.get("settings")))
+    lines += _mapping("stats", Redactor(()).redact_values(run.get("stats")))
     return "\n".join(lines)
 
 
@@ -144,6 +149,11 @@ class Command(ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        install_defaults(self.settings)  # what a crawl would read: SQLITE_PATH, EXPORT_*…
 
     def syntax(self) -> str:
         return "[ID] [--limit N] [--spider NAME] [--db PATH]"

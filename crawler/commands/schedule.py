@@ -26,6 +26,7 @@ from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.spiderloader import get_spider_loader
 from scrapy.utils.log import configure_logging
 
+from crawler.addon import install_defaults
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.scheduling.daemon import ScheduleDaemon
 from crawler.scheduling.due import next_run
@@ -50,6 +51,11 @@ _NOT_PASSED = ("LOG_", "SCHEDULE_")
 class Command(ScrapyCommand):
     requires_project = True
     requires_crawler_process = False  # the crawls run in their own processes
+
+    def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        super().process_options(args, opts)
+        assert self.settings is not None
+        install_defaults(self.settings)  # what a crawl would read: SQLITE_PATH, EXPORT_*…
 
     def syntax(self) -> str:
         return "FILE [--once | --list]"

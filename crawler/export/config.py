@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.utils.misc import load_object
 
-from crawler import settings as defaults
+from crawler import defaults
 from crawler.export import ExportUsageError
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from scrapy.exceptions import (
 from twisted.internet.error import ConnectError
 from twisted.internet.error import TimeoutError as TxTimeoutError
 
-from crawler import settings as defaults
+from crawler import defaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -26,7 +26,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import ResponseDataLossError
 from scrapy.utils._compression import _DecompressionMaxSizeExceeded
 
-from crawler import settings as defaults
+from crawler import defaults
 
 try:
     import brotli

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from crawler import settings as defaults
+from crawler import defaults
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

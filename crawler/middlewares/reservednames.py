@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import CannotResolveHostError, NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
-from crawler import settings as defaults
+from crawler import defaults
 
 if TYPE_CHECKING:
     from scrapy import Request

@@ -31,7 +31,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import sleep
 
-from crawler import settings as defaults
+from crawler import defaults
 from crawler.middlewares.slotpause import SlotPauses
 
 if TYPE_CHECKING:

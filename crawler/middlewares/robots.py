@@ -36,7 +36,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawler import settings as defaults
+from crawler import defaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -20,7 +20,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
 from crawler import cleaning
-from crawler import settings as defaults
+from crawler import defaults
 from crawler.items import field_specs
 
 if TYPE_CHECKING:

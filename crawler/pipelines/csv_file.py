@@ -30,7 +30,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
-from crawler import settings as defaults
+from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.items import field_specs, item_table
 from crawler.stats import RUN_ID

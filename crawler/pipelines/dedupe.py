@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 
-from crawler import settings as defaults
+from crawler import defaults
 from crawler.items import item_key
 from crawler.stats import DUPLICATES
 

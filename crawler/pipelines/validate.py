@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
-from crawler import settings as defaults
+from crawler import defaults
 from crawler.exceptions import RejectItem
 from crawler.items import FieldSpec, field_specs, item_key
 from crawler.stats import REJECTED

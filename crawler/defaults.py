@@ -1,0 +1,185 @@
+"""The project's defaults: every setting its components read, and the components themselves.
+
+This module is the one source of defaults, in the manner of Scrapy's ``default_settings``. It
+is declarative: ``crawler.addon.ProjectAddon`` installs it into every crawl's settings, below
+anything set in ``crawler/settings.py``, a spider's ``custom_settings`` or ``-s NAME=VALUE``.
+Components also fall back to these values when they are built without the add-on (tests,
+``get_crawler``). Concurrency and politeness are not here: they come from the profile named by
+``CRAWL_PROFILE`` (``crawler/profiles.py``).
+
+``COMPONENTS`` is the component table, one dict per Scrapy component setting, in priority order.
+It is merged into the project's own dicts: a user's ``DOWNLOADER_MIDDLEWARES = {"my.Mw": 543}``
+adds to it, and a component of the table is switched off only by naming it with ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# --- Safety -----------------------------------------------------------------------------------
+# Both consoles run code inside the crawl process: off.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
+FEED_EXPORT_ENCODING = "utf-8"
+# True: links and redirects may reach loopback/private/link-local addresses (seeds always may).
+SAFETY_ALLOW_PRIVATE_TARGETS = False
+# scrapy-redis queues: requests as JSON, never pickle (crawler/safety/json_serializer.py).
+SCHEDULER_SERIALIZER = "crawler.safety.json_serializer"
+# What a rendered page loads in Chromium follows the same target policy (crawler/safety/browser.py).
+PLAYWRIGHT_ABORT_REQUEST = "crawler.safety.browser.abort_private_request"
+
+# --- Item pipelines (each one switchable with its *_ENABLED setting) --------------------------
+CLEAN_ENABLED = True
+VALIDATE_ENABLED = True
+# Text fields longer than this are rejected (a 10 MB "name" is a broken page, not data).
+VALIDATE_MAX_FIELD_CHARS = 100_000
+DEDUPE_ENABLED = True
+
+# --- SQLite store -----------------------------------------------------------------------------
+SQLITE_ENABLED = True
+SQLITE_PATH = "data/crawler.sqlite"
+SQLITE_BATCH_SIZE = 500  # items per write transaction
+SQLITE_BATCH_SECONDS = 2.0  # and at least this often while items arrive
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for another writer
+SQLITE_SYNCHRONOUS = "NORMAL"  # with WAL: durable at checkpoints, never corrupt
+
+# --- CSV files --------------------------------------------------------------------------------
+CSV_ENABLED = True
+CSV_EXPORT_DIR = "data"
+# Placeholders: {spider}, {item} (the item's table), {run} (run id, or time when no store),
+# {time} (UTC start time, YYYYmmddTHHMMSSZ). The result must stay under CSV_EXPORT_DIR.
+# {run} keeps the files of runs started in the same second (parallel shards, two schedules) apart.
+CSV_FILENAME = "{spider}-{item}-{time}-{run}.csv"
+CSV_NEUTRALIZE_FORMULAS = True
+CSV_ENCODING = "utf-8"
+
+# --- Extensions -------------------------------------------------------------------------------
+PROGRESS_ENABLED = True
+PROGRESS_TTY_INTERVAL = 0.5  # seconds between updates of the live line on a terminal
+PROGRESS_LOG_INTERVAL = 10.0  # seconds between progress log lines when not on a terminal
+# The fast profile's LazyStartMiddleware: start() is read only as the crawl uses its requests.
+LAZYSTART_ENABLED = True
+LAZYSTART_BUFFER = 0  # requests kept waiting in the scheduler; 0: CONCURRENT_REQUESTS
+
+# --- Incremental recrawls (conditional requests, min_age) --------------------------------------
+# Record every fetch in the store's fetch_state table; needed for conditional requests and min_age.
+CONDITIONAL_ENABLED = True
+# Send If-None-Match/If-Modified-Since for known pages; off: fetch all in full (e.g. new selectors).
+CONDITIONAL_REVALIDATE = True
+
+# --- Exit status and scheduling ----------------------------------------------------------------
+HEALTH_ENABLED = True  # off: only store_error, csv_error, shutdown, cancelled fail a run
+# Finish reasons that count as success: a configured item or page cap is a job done.
+HEALTH_OK_REASONS = ["finished", "closespider_itemcount", "closespider_pagecount"]
+HEALTH_MAX_ERROR_RATIO = 0.5  # fail when more than this share of the requests ended in error
+HEALTH_MIN_REQUESTS = 10  # the ratio applies from this many requests (or when all failed)
+# Fail when items < this × the items of the previous successful run with the same arguments.
+HEALTH_MIN_ITEM_RATIO = 0.5
+# Stats summed as the run's item count: a recrawl's 304s and min_age skips are items kept current.
+HEALTH_ITEM_STATS = ["item_scraped_count", "incremental/not_modified", "incremental/skipped_recent"]
+SCHEDULE_LOG_DIR = "data/logs"  # `scrapy schedule`: <dir>/<job>/<UTC time>.log, locks, state
+SCHEDULE_STOP_TIMEOUT = 60.0  # seconds a crawl gets after SIGINT before it is killed
+
+# --- Export ------------------------------------------------------------------------------------
+# `scrapy export` / `scrapy runs` (CSV output also follows CSV_NEUTRALIZE_FORMULAS, CSV_ENCODING).
+EXPORT_BATCH_ROWS = 5000  # rows fetched from SQLite and written per chunk (memory stays flat)
+EXPORT_PARQUET_ROW_GROUP_ROWS = 100_000  # rows per Parquet row group
+EXPORT_PARQUET_COMPRESSION = "zstd"  # none | snappy | gzip | brotli | zstd | lz4
+# Item classes whose field types (Decimal, datetime, bool, list) the export uses for their tables.
+EXPORT_ITEM_CLASSES = ["crawler.items.PageItem", "crawler.items.ProductItem"]
+# Unfinished runs started within this many hours hold an export cursor back (no row is skipped).
+EXPORT_CURSOR_INFLIGHT_HOURS = 24.0
+
+# --- Politeness: Retry-After backoff, robots.txt, circuit breaker -------------------------------
+# 429 (or 503 with Retry-After): no request to that host until the time has passed, then backoff.
+RETRYAFTER_ENABLED = True
+RETRYAFTER_HTTP_CODES = [429, 503]  # statuses that pause a host (503 only with Retry-After)
+RETRYAFTER_BASE_DELAY = 1.0  # seconds: a host's first backoff; doubles with each 429 in a row
+RETRYAFTER_MAX_DELAY = 300.0  # longest pause and backoff; a longer Retry-After is not retried
+ROBOTSTXT_MAX_SIZE = 5 * 1024 * 1024  # bytes of a robots.txt that are read (RFC 9309: 500 KiB+)
+ROBOTSTXT_UNREACHABLE_RETRY = 60.0  # seconds before asking again for a 5xx/timed-out robots.txt
+ROBOTSTXT_MAX_CRAWL_DELAY = 60.0  # a longer robots.txt Crawl-delay is capped to this
+CIRCUIT_ENABLED = True  # a host that stops answering is left alone for a while (circuit breaker)
+CIRCUIT_FAILURES = 5  # connection failures/timeouts in a row that open a host's circuit
+CIRCUIT_COOLDOWN = 30.0  # seconds before one probe request; doubles while the host stays down
+CIRCUIT_MAX_COOLDOWN = 600.0  # longest cool-down between probes
+COMPRESSION_STRICT = True  # a truncated gzip/deflate/br/zstd body is data loss, not a page
+RESERVEDNAMES_ENABLED = True  # hosts under these names fail at once, without a DNS query
+RESERVEDNAMES_SUFFIXES = ["invalid", "onion"]  # RFC 6761 / RFC 7686 names that never resolve
+
+# --- JavaScript rendering (scrapy-playwright) ---------------------------------------------------
+# never | always | auto: which pages go through headless Chromium (`-a render=…` sets it per crawl).
+RENDER_MODE = "never"
+# True: install the browser even with RENDER_MODE=never, for spiders that set meta {"render": True}.
+RENDER_ENABLED = False
+# Playwright resource types aborted while rendering: pages load faster and use less memory.
+RENDER_BLOCK_RESOURCES = ["image", "font", "media"]
+# A browser context is closed and replaced after this many pages, so browser memory stays flat.
+RENDER_CONTEXT_MAX_PAGES = 100
+# CSS selector of a complete page: the browser waits for it, `auto` renders pages without it.
+RENDER_WAIT_FOR = ""
+# Seconds to wait after load for RENDER_WAIT_FOR, else for network idle (pages with scripts).
+RENDER_WAIT_TIMEOUT = 5.0
+RENDER_MAX_CLICKS = 20  # most clicks on a "load more" button (meta render_click) per page
+RENDER_MIN_WORDS = 20  # auto: a page with scripts and fewer visible words is rendered
+# auto: pages of one host+path pattern seen before its learnt fetcher is trusted.
+RENDER_LEARN_AFTER = 3
+RENDER_RECHECK_EVERY = 20  # auto: every Nth page of a browser-only pattern tries HTTP again
+# Pages rendering at once (a page is reused for the next one); measured: 8 renders as fast as 16.
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 8
+PLAYWRIGHT_MAX_CONTEXTS = 2  # browser contexts at once: the one in use and one being retired
+
+# --- The component table -----------------------------------------------------------------------
+# Merged into the settings of the same name (see the module docstring). ``None`` switches off one
+# of Scrapy's own components that ours replace at the same place.
+COMPONENTS: dict[str, dict[str, int | None]] = {
+    "DOWNLOADER_MIDDLEWARES": {
+        # hosts under reserved names fail at once, before the safety check (60)
+        "crawler.middlewares.reservednames.ReservedNamesMiddleware": 55,
+        # non-HTTP schemes and non-public targets are refused before connecting
+        "crawler.middlewares.targets.PrivateTargetMiddleware": 60,
+        # robots.txt: ours replaces Scrapy's at the same place
+        "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+        "crawler.middlewares.robots.RobotsTxtMiddleware": 100,
+        # HTTP or browser, per request (after Retry at 550)
+        "crawler.middlewares.render.RenderMiddleware": 560,
+        # conditional requests and min_age skips (fetch_state)
+        "crawler.middlewares.conditional.ConditionalRequestMiddleware": 570,
+        # 429/503 pauses and the circuit breaker, after Retry and conditional
+        "crawler.middlewares.retryafter.RetryAfterMiddleware": 575,
+        "crawler.middlewares.circuitbreaker.CircuitBreakerMiddleware": 585,
+        # strict decompression: ours replaces Scrapy's at the same place
+        "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+        "crawler.middlewares.compression.StrictHttpCompressionMiddleware": 590,
+    },
+    "ITEM_PIPELINES": {
+        "crawler.pipelines.clean.CleanPipeline": 100,
+        "crawler.pipelines.validate.ValidatePipeline": 200,
+        "crawler.pipelines.dedupe.DedupePipeline": 300,
+        "crawler.pipelines.sqlite.SQLitePipeline": 400,
+        "crawler.pipelines.csv_file.CsvPipeline": 500,
+    },
+    "EXTENSIONS": {
+        # secret values out of every log line, from the first one
+        "crawler.safety.logfilter.SecretLogFilter": -20,
+        # JOBDIRs others could write to are refused before anything is unpickled
+        "crawler.safety.jobdir.JobDirGuard": -10,
+        # decides the exit status at close, before the run recorder (100) writes it
+        "crawler.extensions.health.HealthMonitor": 50,
+        "crawler.extensions.runrecorder.RunRecorder": 100,
+        "crawler.extensions.progress.Progress": 200,
+    },
+    # Only http and https are crawled: no handler for local files, data:, FTP or S3 URLs.
+    "DOWNLOAD_HANDLERS": {"file": None, "data": None, "ftp": None, "s3": None},
+}
+
+
+def settings_defaults() -> dict[str, Any]:
+    """Every plain setting of this module (the component table aside), by name."""
+    return {
+        name: value
+        for name, value in globals().items()
+        if name.isupper() and not name.startswith("_") and name != "COMPONENTS"
+    }
