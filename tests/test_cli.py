@@ -52,7 +52,7 @@ def test_scrapy_list_shows_every_spider() -> None:
          " start_url)"),
         (["pages", "-a", "url=http://a.test/", "-a", "min_age=soon"],
          "error: invalid argument min_age='soon': expected a duration such as 90 (seconds),"
-         " 30m, 6h, 2d or 1w"),
+         " 30m, 1h30m, 6h, 2d or 1w"),
         (["site", "-a", "start_url=http://a.test/", "-s", "CRAWL_PROFILE=turbo"],
          "error: unknown CRAWL_PROFILE 'turbo': choose polite, balanced, fast"),
         (["nosuchspider"], "error: no spider named 'nosuchspider' (see `scrapy list`)"),

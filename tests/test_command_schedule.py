@@ -19,8 +19,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from crawler.demo.server import DemoSite
+from crawler.durations import parse_duration
 from crawler.scheduling.due import is_due, latest_fire
-from crawler.scheduling.job import Job, parse_duration
+from crawler.scheduling.job import Job
 from crawler.scheduling.schedulefile import ScheduleError, load_schedule
 from crawler.scheduling.state import State
 from tests.support import ROOT, run_contained, scrapy_env
@@ -65,7 +66,8 @@ def write(path: Path, text: str) -> Path:
          "jobs.toml:7: job 'b': evry: unknown key (allowed: arguments, cron, every, max_runtime,"
          " misfire_grace, settings, spider, timezone)"),
         ('[jobs.a]\nspider = "pages"\nevery = "10x"\n',
-         "jobs.toml:3: job 'a': every: invalid duration '10x': use e.g. 30s, 10m, 2h, 1d or 1h30m"),
+         "jobs.toml:3: job 'a': every: invalid duration '10x': expected a duration such as"
+         " 90 (seconds), 30m, 1h30m, 6h, 2d or 1w"),
         ('[jobs.a]\nspider = "pages"\nevery = "1h"\ntimezone = "Mars/Olympus"\n',
          "jobs.toml:4: job 'a': timezone: unknown time zone 'Mars/Olympus'"),
         ('[jobs.a]\nspider = "pages"\nevery = "1h"\narguments = { url = { x = 1 } }\n',
@@ -73,7 +75,7 @@ def write(path: Path, text: str) -> Path:
          " (or a list of them)"),
         ('[defaults]\nmax_runtime = "-1h"\n\n[jobs.a]\nspider = "pages"\nevery = "1h"\n',
          "jobs.toml:2: [defaults]: max_runtime: invalid duration '-1h':"
-         " use e.g. 30s, 10m, 2h, 1d or 1h30m"),
+         " expected a duration such as 90 (seconds), 30m, 1h30m, 6h, 2d or 1w"),
         ('[jobs."../x"]\nspider = "pages"\nevery = "1h"\n',
          "jobs.toml:1: job '../x': job names may use letters, digits, '_', '.', '-'"),
     ],
@@ -113,7 +115,10 @@ def test_schedule_file_values(tmp_path: Path) -> None:
 def test_durations() -> None:
     assert parse_duration("90s") == parse_duration("1.5m") == parse_duration(90)
     assert parse_duration("1d2h") == timedelta(hours=26)
-    for bad in ("", "10", "m", "1h x", "0s", True):
+    # one syntax with -a min_age: weeks, and a bare number is seconds
+    assert parse_duration("1w") == timedelta(days=7)
+    assert parse_duration("10") == timedelta(seconds=10)
+    for bad in ("", "m", "1h x", "0s", "5y", True):
         with pytest.raises(ValueError):
             parse_duration(bad)  # type: ignore[arg-type]
 

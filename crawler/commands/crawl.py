@@ -23,6 +23,7 @@ from scrapy.exceptions import UsageError
 from crawler.addon import install_defaults
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.exceptions import ArgumentError
+from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.profiles import PROFILES
 from crawler.rendering.browser import check_browser
 from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def join_repeated(pairs: list[str]) -> list[str]:

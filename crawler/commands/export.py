@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from scrapy.commands import ScrapyCommand
 
 from crawler.addon import install_defaults
+from crawler.exitcodes import EXIT_INTERRUPTED
 from crawler.export import ExportError, ExportUsageError
 from crawler.export import cursor as cursors
 from crawler.export.atomic import atomic_output
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
     from crawler.export.columns import Column
 
-EXIT_INTERRUPTED = 130
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

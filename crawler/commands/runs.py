@@ -18,6 +18,7 @@ from scrapy.commands import ScrapyCommand
 
 from crawler import defaults
 from crawler.addon import install_defaults
+from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.export.columns import to_datetime
 from crawler.safety.secrets import Redactor, mask_url_credentials, masked
 from crawler.storage.reads import get_run, list_runs, open_readonly
@@ -27,8 +28,6 @@ from crawler.storage.store import StoreError
 if TYPE_CHECKING:
     import argparse
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 HEADERS = (
     *("id", "spider", "started (UTC)", "duration", "finish reason"),
     *("pages", "items", "rejects", "errors", "exit"),

@@ -28,6 +28,7 @@ from scrapy.utils.log import configure_logging
 
 from crawler.addon import install_defaults
 from crawler.arguments import REPEAT_SEPARATOR
+from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.scheduling.daemon import ScheduleDaemon
 from crawler.scheduling.due import next_run
 from crawler.scheduling.job import JOB_SETTING
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 _NOT_PASSED = ("LOG_", "SCHEDULE_")
 
 

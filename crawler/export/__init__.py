@@ -8,8 +8,7 @@ Modules: ``config`` (the ``EXPORT_*`` settings), ``columns`` (which columns, of 
 
 from __future__ import annotations
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 
 
 class ExportError(Exception):

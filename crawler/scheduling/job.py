@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,39 +10,14 @@ from typing import TYPE_CHECKING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from crawler.durations import describe
+
 if TYPE_CHECKING:
     from datetime import tzinfo
 
     from apscheduler.triggers.base import BaseTrigger
 
 JOB_SETTING = "SCHEDULE_JOB"  # passed to every crawl: the job's name, recorded in the runs row
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str | int | float) -> timedelta:
-    """``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"`` or a number of seconds; ``ValueError``."""
-    if isinstance(text, bool):
-        raise ValueError("expected a duration such as 30s, 10m, 2h or 1d")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        compact = text.strip().lower()
-        parts = _DURATION_PART.findall(compact)
-        if not parts or _DURATION_PART.sub("", compact).strip():
-            raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 10m, 2h, 1d or 1h30m")
-        seconds = sum(float(n) * _UNITS[unit] for n, unit in parts)
-    if seconds <= 0:
-        raise ValueError(f"duration {text!r} must be more than 0 seconds")
-    return timedelta(seconds=seconds)
-
-
-def describe(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    for unit, size in _UNITS.items():
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 @dataclass(frozen=True)

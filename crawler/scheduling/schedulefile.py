@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from tzlocal import get_localzone
 
-from crawler.scheduling.job import Job, parse_duration
+from crawler.durations import EXAMPLES, parse_duration
+from crawler.scheduling.job import Job
 
 if TYPE_CHECKING:
     from datetime import timedelta, tzinfo
@@ -184,11 +185,11 @@ def _duration(key: str, value: Any) -> timedelta | None:
     if value is None:
         return None
     if not isinstance(value, str | int | float):
-        raise _Problem(key, "must be a duration such as 30s, 10m, 2h or 1d")
+        raise _Problem(key, f"must be a duration: {EXAMPLES}")
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise _Problem(key, str(exc)) from None
+        raise _Problem(key, f"invalid duration {value!r}: {exc}") from None
 
 
 def _scalar(value: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import scrapy
@@ -10,6 +9,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 
 from crawler import stats as keys
 from crawler.arguments import Arg, parse_arguments
+from crawler.durations import parse_duration
 from crawler.middlewares.conditional import MIN_AGE, REVALIDATE
 from crawler.rendering.config import render_mode
 from crawler.seeds import BadSeed, Seed, Shard, read_seed_file
@@ -20,20 +20,16 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.python.failure import Failure
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def duration(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``6h``, ``2d`` or ``1w`` as seconds."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise ValueError("expected a duration such as 90 (seconds), 30m, 6h, 2d or 1w")
-    return float(match[1]) * _SECONDS[match[2]]
+    """``-a min_age=…`` in seconds (``crawler.durations``: 90, 30m, 1h30m, 2d, 1w…)."""
+    return parse_duration(text, allow_zero=True).total_seconds()
 
 
 # `-a min_age=…`: recent URLs are skipped by crawler.middlewares.conditional
-MIN_AGE_ARG = Arg(duration, help="skip pages fetched less than this long ago: 90, 30m, 6h, 2d")
+MIN_AGE_ARG = Arg(
+    duration, help="skip pages fetched less than this long ago: 90, 30m, 1h30m, 2d, 1w"
+)
 # `-a render=…`: which pages go through headless Chromium (sets RENDER_MODE for the crawl)
 RENDER_ARG = Arg(
     render_mode, help="never | always | auto: render pages in Chromium (default never)"
