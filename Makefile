@@ -3,18 +3,25 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: crawl test lint format bench bench-export install system-deps clean
 
 # Debian packages the tests use for real: Chromium (JavaScript rendering).
 SYSTEM_DEPS := chromium:chromium
 
+# What a crawl needs: the project and its runtime dependencies (no test tools, no pyarrow).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crawler needs Python 3.11 or newer: set PYTHON=python3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e .
 	@touch $(STAMP)
+
+# What the tests and linters need besides: the dev extra (pytest, ruff, mypy, Scrapyd, pyarrow).
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(DEV_STAMP)
 
 install: $(STAMP)
 
@@ -33,7 +40,7 @@ system-deps:
 	fi
 
 ## test: the whole suite (real crawls on 127.0.0.1), then ruff and mypy
-test: $(STAMP) system-deps
+test: $(DEV_STAMP) system-deps
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory lint
 
@@ -41,7 +48,7 @@ test: $(STAMP) system-deps
 ## (BENCH=quick for a < 3 minute run); writes bench/results/latest.md and the charts
 BENCH ?= full
 BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): $(STAMP)
+$(BENCH_STAMP): $(DEV_STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
@@ -52,15 +59,15 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench.run --mode $(BENCH)
 
 ## bench-export: export throughput and peak RSS for 100k and 1M rows (CSV, JSONL, Parquet)
-bench-export: $(STAMP)
+bench-export: $(DEV_STAMP)
 	$(PY) bench/export_bench.py --rows 100000 --rows 1000000
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check crawler tests bench
 	$(PY) -m ruff format --check crawler tests bench
 	$(PY) -m mypy
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(PY) -m ruff check --fix crawler tests
 	$(PY) -m ruff format crawler tests
 

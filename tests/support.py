@@ -7,10 +7,12 @@ import csv
 import ctypes
 import os
 import pty
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,25 +94,45 @@ def run_on_terminal(
     command: list[str], *, cwd: Path, columns: int, stdout: bool, timeout: float = 80
 ) -> tuple[int, str]:
     """Run ``command`` with stderr (and stdout when ``stdout``) on a pseudo-terminal, as a user
-    at a terminal would; returns its exit status and everything it wrote there."""
+    at a terminal would; returns its exit status and everything it wrote there.
+
+    The command runs in a session of its own: past ``timeout`` seconds (or on any error) its
+    whole process group is killed and ``subprocess.TimeoutExpired`` is raised.
+    """
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
         command, cwd=cwd, env=scrapy_env() | {"COLUMNS": str(columns), "TERM": "xterm"},
         stdin=subprocess.DEVNULL, stdout=terminal if stdout else subprocess.DEVNULL,
-        stderr=terminal,
+        stderr=terminal, start_new_session=True, preexec_fn=_die_with_parent,
     )  # fmt: skip
     os.close(terminal)
+    deadline = time.monotonic() + timeout
     seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
-    return proc.wait(timeout=timeout), seen.decode(errors="replace")
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(command, timeout, output=seen)
+            ready, _, _ = select.select([controller], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        return proc.wait(timeout=max(0.1, deadline - time.monotonic())), seen.decode(
+            errors="replace"
+        )
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        os.close(controller)
 
 
 def scrapy_env() -> dict[str, str]:

@@ -1,8 +1,10 @@
 """Live progress while a crawl runs, and a short summary when it ends.
 
 On a terminal: one line redrawn every ``PROGRESS_TTY_INTERVAL`` seconds (pages, items, errors,
-pages/s, queue). Otherwise: a plain log line every ``PROGRESS_LOG_INTERVAL`` seconds. At the end,
-always: pages, items, rejects, duplicates, errors, elapsed time, and where the data went.
+pages/s, queue, elapsed time), drawn with rich's ``Live`` below the log: while it runs, log records
+are printed above it instead of running into it. Otherwise: a plain log line every
+``PROGRESS_LOG_INTERVAL`` seconds. At the end, always: pages, items, rejects, duplicates, errors,
+elapsed time, and where the data went.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from twisted.internet import task
@@ -53,6 +58,8 @@ class Progress:
         self.live = stream.isatty()
         self.started = time.monotonic()
         self.loop: task.LoopingCall | None = None
+        self.display: Live | None = None
+        self.redirected: list[logging.StreamHandler[Any]] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:
@@ -63,9 +70,34 @@ class Progress:
 
     def spider_opened(self) -> None:
         self.started = time.monotonic()
+        if self.live:
+            self._start_display()
         self.loop = task.LoopingCall(self.show)
         interval = self.config.tty_interval if self.live else self.config.log_interval
         self.loop.start(interval, now=False)
+
+    def _start_display(self) -> None:
+        """Start the live line; log handlers writing to the terminal now print above it."""
+        console = Console(file=self.stream, highlight=False)
+        self.display = Live(
+            Text(""), console=console, auto_refresh=False, transient=True,
+            redirect_stdout=False, redirect_stderr=self.stream is sys.stderr,
+        )  # fmt: skip
+        original = sys.stderr
+        self.display.start()
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original:
+                handler.setStream(console.file if sys.stderr is original else sys.stderr)
+                self.redirected.append(handler)
+
+    def _stop_display(self) -> None:
+        if self.display is None:
+            return
+        self.display.stop()  # restores sys.stderr
+        for handler in self.redirected:
+            handler.setStream(sys.stderr)
+        self.redirected.clear()
+        self.display = None
 
     def line(self) -> str:
         values = self._values()
@@ -77,7 +109,7 @@ class Progress:
         return (
             f"pages {counts.pages:,} | items {counts.items:,} | rejects {counts.rejects:,} | "
             f"errors {counts.errors:,} | {counts.pages / elapsed:,.1f} pages/s | "
-            f"queue {queued:,} | in flight {active:,}"
+            f"queue {queued:,} | in flight {active:,} | {_clock(elapsed)} elapsed"
         )
 
     def _values(self) -> dict[str, Any]:
@@ -85,17 +117,15 @@ class Progress:
         return self.crawler.stats.get_stats()
 
     def show(self) -> None:
-        if self.live:
-            self.stream.write(f"\r\x1b[2K{self.line()}")
-            self.stream.flush()
+        if self.display is not None:
+            self.display.update(Text(self.line(), no_wrap=True, overflow="ellipsis"), refresh=True)
         else:
             logger.info(f"progress: {self.line()}")
 
     def spider_closed(self, reason: str) -> None:
         if self.loop is not None and self.loop.running:
             self.loop.stop()
-        if self.live:
-            self.stream.write("\r\x1b[2K")
+        self._stop_display()
         values = self._values()
         counts = keys.run_counts(values)
         elapsed = time.monotonic() - self.started
@@ -128,6 +158,13 @@ def _recrawl_line(values: dict[str, Any]) -> str | None:
     if not any(values.get(key) for key, _ in _RECRAWL if key != conditional.NEW):
         return None  # a first crawl: every page is new, the line would say nothing
     return "  recrawl: " + ", ".join(f"{values.get(key, 0):,} {what}" for key, what in _RECRAWL)
+
+
+def _clock(seconds: float) -> str:
+    """``seconds`` as ``H:MM:SS``."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _shown(path: str) -> str:
