@@ -62,6 +62,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_pat
     done = scrapy("crawl", *args, cwd=tmp_path)
     assert done.returncode == 2
     assert last_line(done.stderr) == message
+    assert done.stderr.strip() == message, "the error line comes alone, before Scrapy's banner"
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
+from scrapy.spiderloader import get_spider_loader
 
 from crawler.addon import install_defaults
 from crawler.arguments import REPEAT_SEPARATOR
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     import argparse
 
     from scrapy.crawler import Crawler
-
 
 
 def join_repeated(pairs: list[str]) -> list[str]:
@@ -55,17 +55,16 @@ class Command(ScrapyCrawlCommand):
         super().process_options(args, opts)
         assert self.settings is not None
         install_defaults(self.settings)  # what the crawl will read, for the checks before it
-
-    def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
             raise UsageError("give exactly one spider name; `scrapy list` shows them")
-        assert self.crawler_process is not None and self.settings is not None
-        try:
+        try:  # before the crawler process starts and logs its banner
             self._check(args[0], opts.spargs)
         except ArgumentError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            self.exitcode = EXIT_USAGE
-            return
+            raise SystemExit(EXIT_USAGE) from None
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        assert self.crawler_process is not None and self.settings is not None
         crawler = self._create_crawler(args[0])
         reasons: list[str] = []
 
@@ -78,7 +77,7 @@ class Command(ScrapyCrawlCommand):
         self.exitcode = self._exit_status(crawler, reasons)
 
     def _check(self, spider_name: str, spargs: dict[str, Any]) -> None:
-        assert self.crawler_process is not None and self.settings is not None
+        assert self.settings is not None
         profile = str(self.settings.get("CRAWL_PROFILE") or "polite").strip().lower()
         if profile not in PROFILES:
             raise ArgumentError(f"unknown CRAWL_PROFILE {profile!r}: choose {', '.join(PROFILES)}")
@@ -87,7 +86,7 @@ class Command(ScrapyCrawlCommand):
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         try:
-            spidercls = self.crawler_process.spider_loader.load(spider_name)
+            spidercls = get_spider_loader(self.settings).load(spider_name)
         except KeyError:
             raise ArgumentError(f"no spider named {spider_name!r} (see `scrapy list`)") from None
         parse = getattr(spidercls, "parse_arguments", None)
