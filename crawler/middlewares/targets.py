@@ -7,14 +7,19 @@ Before a request connects:
 
 * a scheme other than http/https is refused (``Location: file:///etc/passwd`` redirects, which
   Scrapy's redirect middleware leaves unfollowed, are counted here too);
-* seeds name their origin, host and port, in ``crawler.safety.named.NAMED_TARGETS``: every URL
-  of a spider argument parsed by ``seed_url`` when the spider opens, and every seed request
-  (``meta["seed"] = True``, set by the spiders, not the product of a redirect) as it passes;
+* the policy is this crawler's own (``crawler.safety.named.targets_for(crawler)``): another
+  crawler in the same process, allowing private targets or naming other seeds, changes nothing
+  here; it is live for the resolver from now until the engine stops;
+* seeds name their origin, host and port: every URL of a spider argument parsed by ``seed_url``
+  when the spider opens, and every seed request (``meta["seed"] = True``, set by the spiders,
+  not the product of a redirect) as it passes;
 * an IP literal host in any spelling (``127.1``, ``0x7f000001``, ``[::ffff:127.0.0.1]``) that is
   not public is refused unless its origin was named, spelled plainly;
-* a host name is resolved first (through ``crawler.safety.resolver.SafeResolver``, whose cache
-  the connection then reuses) and refused when its address is not public and its origin was not
-  named; the resolver checks again when the connection resolves the name (DNS rebinding).
+* a host name is resolved first (``crawler.safety.resolver.resolve``: the process's resolver,
+  whose cache the connection then reuses, without its check) and refused when its address is
+  not public and its origin was not named; with private targets allowed, a non-public answer is
+  approved for this crawler instead. The resolver checks the answer again when the connection
+  resolves the name (DNS rebinding) against the live crawlers' names and approvals.
 """
 
 from __future__ import annotations
@@ -26,12 +31,11 @@ from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies
 
 from scrapy import signals
-from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.reactor import is_reactor_installed
 
-from crawler.safety.named import NAMED_TARGETS, NamedTargets
-from crawler.safety.resolver import BlockedLookup, SafeResolver
+from crawler.safety.named import LIVE, NamedTargets
+from crawler.safety.resolver import SafeResolver, resolve
 from crawler.safety.targets import (
     BlockedTarget,
     disguise,
@@ -67,8 +71,8 @@ class PrivateTargetMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PrivateTargetMiddleware:
         allow = crawler.settings.getbool("SAFETY_ALLOW_PRIVATE_TARGETS")
-        targets = NAMED_TARGETS
-        targets.allow_private |= allow
+        targets = LIVE.targets_for(crawler)  # this crawler's own policy
+        targets.allow_private = allow
         for proxy in getproxies().values():  # proxies from the environment are named by the user
             if host := _hostname(proxy):
                 targets.name_host(host)
@@ -76,7 +80,11 @@ class PrivateTargetMiddleware:
             crawler.signals.connect(_warn_without_safe_resolver, signal=signals.engine_started)
         middleware = cls(crawler, targets, allow)
         crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(middleware.engine_stopped, signal=signals.engine_stopped)
         return middleware
+
+    def engine_stopped(self) -> None:
+        LIVE.retire(self.crawler)
 
     def spider_opened(self, spider: Spider) -> None:
         """Name every seed given as a spider argument now, before any request or redirect."""
@@ -98,9 +106,10 @@ class PrivateTargetMiddleware:
         url = urlparse_cached(request)
         if url.scheme not in ALLOWED_SCHEMES:
             raise self._blocked(request, BLOCKED_SCHEME, f"scheme {url.scheme!r} is not crawled")
-        if self.allow_private:
-            return
         host = url.hostname or ""
+        if self.allow_private:
+            await self._approve(host)
+            return
         try:
             port = url.port or DEFAULT_PORTS[url.scheme]
         except ValueError:
@@ -121,16 +130,23 @@ class PrivateTargetMiddleware:
         if ip is not None:
             reason = non_public_reason(ip)
             return None if reason is None else f"{ip} is {reason}"
-        from twisted.internet import reactor
-
         try:  # cached: the connection's own lookup reuses this answer
-            address = await maybe_deferred_to_future(reactor.resolver.getHostByName(host))
-        except BlockedLookup as exc:
-            return str(exc)
+            address = await resolve(host)
         except Exception:
             return None  # the download reports the lookup failure itself
         reason = non_public_reason(ip_address(address))
         return None if reason is None else f"{host} resolves to {address} ({reason})"
+
+    async def _approve(self, host: str) -> None:
+        """Private targets allowed: let the connection use the answer this crawler accepts."""
+        if parse_ip(host) is not None:
+            return  # a literal: no lookup to approve
+        try:
+            address = await resolve(host)
+        except Exception:
+            return  # the download reports the lookup failure itself
+        if non_public_reason(ip_address(address)) is not None:
+            self.targets.approve(host, address)
 
     def process_response(self, request: Request, response: Response) -> Response:
         location = response.headers.get(b"Location")

@@ -6,28 +6,50 @@ those requests. This function aborts those to non-HTTP schemes (``data:`` and ``
 allowed: pages build them in memory) and to non-public addresses the user did not name, with
 IP literals read in every spelling and host names resolved through the crawl's resolver first.
 Chromium then resolves the name again itself, so this is a check, not a guarantee.
+
+The policy is the crawler's own (``crawler.safety.named``): ``RenderDownloadHandler`` asks
+``abort_request_for(crawler)``, which binds this check to its crawler's ``NamedTargets`` (its
+allow switch and named origins, never another crawler's). Called unbound, as a plain
+``PLAYWRIGHT_ABORT_REQUEST`` with scrapy-playwright's own handler, it knows no crawler and
+allows public targets only.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from ipaddress import ip_address
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from scrapy.utils.defer import maybe_deferred_to_future
-
-from crawler.safety.named import NAMED_TARGETS
-from crawler.safety.resolver import BlockedLookup
+from crawler.safety.named import LIVE, NamedTargets
+from crawler.safety.resolver import resolve
 from crawler.safety.targets import disguise, non_public_reason, parse_ip
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from playwright.async_api import Request as BrowserRequest
+    from scrapy.crawler import Crawler
 
 IN_MEMORY_SCHEMES = frozenset({"data", "blob", "about"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-async def abort_private_request(request: BrowserRequest) -> bool:
+def abort_request_for(
+    crawler: Crawler, function: Callable[[BrowserRequest], Any] | None = None
+) -> Callable[[BrowserRequest], Awaitable[bool] | bool]:
+    """``abort_private_request`` bound to ``crawler``'s own policy; any other ``function``
+    (a ``PLAYWRIGHT_ABORT_REQUEST`` of the user's) as it is."""
+    if function is None:
+        function = abort_private_request
+    if function is abort_private_request:
+        return partial(abort_private_request, targets=LIVE.targets_for(crawler))
+    return function
+
+
+async def abort_private_request(
+    request: BrowserRequest, targets: NamedTargets | None = None
+) -> bool:
     """True (abort) for a browser request to another scheme or an unnamed non-public target."""
     try:
         url = urlsplit(request.url)
@@ -39,19 +61,14 @@ async def abort_private_request(request: BrowserRequest) -> bool:
     if url.scheme not in DEFAULT_PORTS:
         return True
     host = url.hostname or ""
-    if NAMED_TARGETS.allow_private or (
-        disguise(host) is None and NAMED_TARGETS.origin_named(host, port)
-    ):
+    targets = targets or NamedTargets()  # no crawler: nothing named, nothing allowed
+    if targets.allow_private or (disguise(host) is None and targets.origin_named(host, port)):
         return False
     ip = parse_ip(host)
     if ip is not None:
         return non_public_reason(ip) is not None
-    from twisted.internet import reactor
-
     try:
-        address = await maybe_deferred_to_future(reactor.resolver.getHostByName(host))
-    except BlockedLookup:
-        return True
+        address = await resolve(host)
     except Exception:
         return False  # Chromium reports the failed lookup itself
     return non_public_reason(ip_address(address)) is not None

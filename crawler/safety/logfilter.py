@@ -3,7 +3,8 @@
 Scrapy logs "Overridden settings" with their values when a crawl starts; this extension is built
 just before that line and puts a ``logging.Filter`` on the root log handlers that masks, in every
 record and its traceback, the values of secret-named settings (see ``crawler.safety.secrets``),
-credentials in URLs and in the proxy environment variables. No setting: it is always on.
+credentials in URLs and in the proxy environment variables, and the values of secret-named
+spider arguments (``-a api_key=…``). No setting: it is always on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from crawler.safety.secrets import Redactor, settings_secrets
+from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -51,4 +52,7 @@ class SecretLogFilter:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SecretLogFilter:
-        return cls(RedactingFilter(Redactor(settings_secrets(crawler.settings))))
+        secrets = settings_secrets(crawler.settings)
+        # Scrapy creates the spider before the extensions: its parsed arguments are known here
+        secrets |= arguments_secrets(getattr(crawler.spider, "arguments", None) or {})
+        return cls(RedactingFilter(Redactor(secrets)))
