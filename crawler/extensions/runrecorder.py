@@ -1,7 +1,9 @@
 """``RunRecorder``: one row per crawl in the store's ``runs`` table, and every rejected item.
 
 Settings: ``SQLITE_ENABLED`` (off: not loaded), ``CRAWL_PROFILE`` (recorded), and every setting
-given on the command line (``-s``), recorded with secrets masked. The run row is inserted when
+given on the command line (``-s``), recorded with secrets masked by the one secret policy
+(``crawler.safety.secrets``: by name, known secret values, URL credentials), as are the spider's
+arguments, the final stats and the failure text. The run row is inserted when
 the spider opens (its id goes to the ``run/id`` stat) and completed when it closes: finish
 reason, counts, exit status (the health monitor's verdict, see ``crawler.stats``), why the run
 failed, and the final stats.
@@ -10,18 +12,17 @@ failed, and the final stats.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import CloseSpider
-from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
+from scrapy.settings import SETTINGS_PRIORITIES
 
 from crawler import stats as keys
 from crawler.exceptions import RejectItem
+from crawler.safety.secrets import Redactor, arguments_secrets, masked, settings_secrets
 from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
 from crawler.storage.schema import transaction
 from crawler.storage.store import UNSAVED_ITEMS
@@ -29,41 +30,22 @@ from crawler.storage.store import UNSAVED_ITEMS
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
 
     from crawler.storage import Store
 
 logger = logging.getLogger(__name__)
 
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "AUTH", "PROXY", "COOKIE")
-MASK = "***"
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
-
-def is_secret(name: str) -> bool:
-    return any(marker in name.upper() for marker in SECRET_MARKERS)
-
-
-def masked(name: str, value: Any) -> Any:
-    """``value`` of the setting ``name`` with secrets replaced by ``***`` (also nested)."""
-    if is_secret(name):
-        return MASK
-    if isinstance(value, BaseSettings):
-        value = value.copy_to_dict()
-    if isinstance(value, Mapping):
-        return {str(k): masked(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [masked("", v) for v in value]
-    if isinstance(value, str):
-        return _URL_CREDENTIALS.sub(f"{MASK}@", value)  # user:password@ in URLs
-    return value
-
-
-def command_line_settings(settings: BaseSettings) -> dict[str, Any]:
+def command_line_settings(
+    settings: BaseSettings, redactor: Redactor | None = None
+) -> dict[str, Any]:
     """The settings given with ``-s`` (cmdline priority), secrets masked."""
     cmdline = SETTINGS_PRIORITIES["cmdline"]
+    mask = redactor.mask if redactor is not None else masked
     return {
-        name: masked(name, settings[name])
+        name: mask(name, settings[name])
         for name in sorted(settings)
         if (settings.getpriority(name) or 0) >= cmdline
     }
@@ -77,6 +59,7 @@ class RunRecorder:
         self.store = store
         store.hold()
         self.run_id: int | None = None
+        self.redactor = Redactor(())  # this crawl's secrets, known when the spider opens
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
@@ -90,12 +73,14 @@ class RunRecorder:
         # Runs after the pipelines' open_spider: the store may already be open (or have failed).
         open_for_crawl(self.store)
         settings = self.crawler.settings
+        arguments = getattr(spider, "arguments", {})
+        self.redactor = Redactor(settings_secrets(settings) | arguments_secrets(arguments))
         try:
             self.run_id = self.store.start_run(
                 spider.name,
-                arguments=masked("", getattr(spider, "arguments", {})),
+                arguments=self.redactor.mask("", arguments),
                 profile=settings.get("CRAWL_PROFILE"),
-                settings=command_line_settings(settings),
+                settings=command_line_settings(settings, self.redactor),
             )
         except StoreError as exc:
             logger.error(f"SQLite store unavailable: {exc}")
@@ -114,10 +99,20 @@ class RunRecorder:
         try:
             if self.store.is_open:
                 self.store.flush()  # rejects, and items the pipeline could not write
+                if self.store.replaced is not None and reason != STORE_ERROR:
+                    reason = self._store_replaced_at_close()
                 if self.run_id is not None:
                     self._finish(reason)
         finally:
             self.store.release()  # last holder: closes the store after the run row is done
+
+    def _store_replaced_at_close(self) -> str:
+        """The store file went away too late to stop the crawl: the run failed all the same."""
+        stats = self._stats()
+        failures = [stats.get_value(keys.HEALTH_FAILURE), f"store: {self.store.replaced}"]
+        stats.set_value(keys.HEALTH_STATUS, 1)  # what `scrapy crawl` exits with
+        stats.set_value(keys.HEALTH_FAILURE, "; ".join(str(f) for f in failures if f))
+        return STORE_ERROR
 
     def _finish(self, reason: str) -> None:
         assert self.run_id is not None
@@ -132,7 +127,7 @@ class RunRecorder:
                 reason=reason,
                 counts=keys.run_counts(values),
                 exit_status=verdict.exit_status,
-                stats=values,
+                stats=self.redactor.redact_values(values),
             )
             self._record_failure(verdict.failure)
         except StoreError as exc:
@@ -144,6 +139,7 @@ class RunRecorder:
         conn = self.store.conn
         try:
             with transaction(conn):
+                failure = self.redactor(failure)
                 conn.execute("UPDATE runs SET failure = ? WHERE id = ?", (failure, self.run_id))
         except sqlite3.Error as exc:
             raise StoreError(f"{self.store.config.path}: {exc}") from exc

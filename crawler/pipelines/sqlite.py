@@ -3,7 +3,8 @@
 Settings: ``SQLITE_ENABLED`` (off: the pipeline is not loaded), ``SQLITE_PATH``,
 ``SQLITE_BATCH_SIZE`` and ``SQLITE_BATCH_SECONDS`` (a write every N items or T seconds, and at
 close), ``SQLITE_BUSY_TIMEOUT``, ``SQLITE_SYNCHRONOUS``. A store that cannot open closes the
-spider with the finish reason ``store_error``; so do repeated failed writes.
+spider with the finish reason ``store_error``; so do repeated failed writes, and a store file
+removed or replaced during the crawl (checked at every write and every timer tick).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SQLitePipeline:
     def open_spider(self) -> None:
         open_for_crawl(self.store)
         # A slow crawl still writes every batch_seconds, not only on the next item.
-        self.loop = task.LoopingCall(self.flush_if_due)
+        self.loop = task.LoopingCall(self.tick)
         if self.clock is not None:
             self.loop.clock = self.clock
         interval = max(0.05, self.config.batch_seconds / 2)
@@ -69,6 +70,14 @@ class SQLitePipeline:
     def flush_if_due(self) -> None:
         if self.store.flush_due() and not self.store.flush():
             self._stop_if_failing()
+        if self.store.replaced is not None:
+            self._stop()
+
+    def tick(self) -> None:
+        """The timer: a removed store is noticed while no item arrives, too."""
+        if self.store.is_open:
+            self.store.check_path()
+        self.flush_if_due()
 
     def close_spider(self) -> None:
         if self.loop is not None and self.loop.running:
@@ -85,14 +94,19 @@ class SQLitePipeline:
     def _stop_if_failing(self) -> None:
         if self.store.failed_flushes < MAX_FAILED_FLUSHES or self._stopping is not None:
             return
+        if self._stop():
+            logger.error(
+                f"SQLite store: {self.store.failed_flushes} writes failed in a row,"
+                f" stopping the crawl: {self.store.last_error}"
+            )
+
+    def _stop(self) -> bool:
+        """Close the spider with ``store_error`` (once); False when it is already closing."""
         engine = self.crawler.engine
-        if engine.spider is None:
-            return
-        logger.error(
-            f"SQLite store: {self.store.failed_flushes} writes failed in a row,"
-            f" stopping the crawl: {self.store.last_error}"
-        )
+        if self._stopping is not None or engine is None or engine.spider is None:
+            return False
         self._stopping = deferred_from_coro(engine.close_spider_async(reason=STORE_ERROR))
+        return True
 
     def _loop_failed(self, failure: Failure) -> None:
         logger.error(f"SQLite periodic flush stopped: {failure.getErrorMessage()}")

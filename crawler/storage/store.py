@@ -4,6 +4,12 @@ Settings (read by ``StoreConfig.from_settings``): ``SQLITE_ENABLED``, ``SQLITE_P
 ``SQLITE_BATCH_SIZE``, ``SQLITE_BATCH_SECONDS``, ``SQLITE_BUSY_TIMEOUT``, ``SQLITE_SYNCHRONOUS``.
 Items and rejects are buffered and written in one ``BEGIN IMMEDIATE`` transaction per batch; a
 batch that fails is rolled back and kept for the next flush, so nothing collected is dropped.
+
+A file removed or replaced under an open connection keeps taking writes that no one will ever
+see, and leaves a ``-wal`` that the next open would replay into whatever file is then at the
+path. So each flush compares the files at the path with the ones opened; when they differ, the
+open database is copied to ``<path>.recovered-<run>.sqlite`` beside it, the rest of the run is
+written there, and ``replaced`` tells the crawl to stop with ``store_error``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
 
+from crawler.atomicfile import fsync_dir, part_path
 from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
 
 if TYPE_CHECKING:
@@ -41,6 +48,7 @@ UNSAVED_ITEMS = "sqlite/unsaved_items"
 UNSAVED_REJECTS = "sqlite/unsaved_rejects"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _RUN_JSON = ("arguments", "settings", "stats")
+_COMPANIONS = ("", "-wal", "-shm")  # the database file and the files SQLite keeps beside it
 _INSERT_REJECT = (
     "INSERT INTO rejects (run_id, item_type, item, reason, url, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -103,6 +111,19 @@ def _make_parent(path: Path) -> None:
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path``, None when nothing is there."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _companion(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 def _reason(exc: BaseException, path: Path) -> str:
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc)
@@ -122,7 +143,13 @@ class Store:
         self.open_error: StoreError | None = None
         self.failed_flushes = 0  # in a row
         self.last_error: StoreError | None = None
+        # set when the file at config.path is no longer the one opened; the crawl must stop
+        self.replaced: StoreError | None = None
+        self.path = config.path  # the file written to: a recovery file once replaced is set
         self._conn: sqlite3.Connection | None = None
+        self._opened: dict[str, tuple[int, int] | None] = {}  # suffix -> file id at open
+        self._unsaved: Path | None = None  # recovery file that could not be written yet
+        self._items_written = 0
         self._pending = _Batch()
         self._ready: set[ItemTable] = set()  # item tables checked on this connection
         self._last_flush = time.monotonic()
@@ -148,21 +175,27 @@ class Store:
         path = self.config.path
         try:
             _make_parent(path)
-            conn = sqlite3.connect(path, timeout=self.config.busy_timeout, isolation_level=None)
-            try:
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA synchronous = {self.config.synchronous}")
-                conn.execute("PRAGMA foreign_keys = ON")
-                migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
+            conn = self._connect(path)
         except (OSError, sqlite3.Error) as exc:
             self.open_error = self._error(exc)
             raise self.open_error from exc
-        self._conn, self._last_flush = conn, time.monotonic()
+        self._conn, self._last_flush, self.path = conn, time.monotonic(), path
+        # WAL mode and the migration have made the -wal and -shm files exist
+        self._opened = {suffix: _file_id(_companion(path, suffix)) for suffix in _COMPANIONS}
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=self.config.busy_timeout, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.config.synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def hold(self) -> None:
         """Register one more user; the store closes when the last one calls ``release``."""
@@ -175,6 +208,8 @@ class Store:
 
     def close(self) -> None:
         """Flush a last time, report what could not be saved, and disconnect."""
+        if self._conn is not None:
+            self.check_path()
         if self._pending and self._conn is not None:
             self.flush()
         items, rejects = len(self._pending.items), len(self._pending.rejects)
@@ -185,8 +220,11 @@ class Store:
             self._set_stat(UNSAVED_REJECTS, rejects)
             self._pending = _Batch()  # reported once; a second close() stays quiet
         if self._conn is not None:
+            saved = self._unsaved is not None and self._save_at_close(self._unsaved)
             self._conn.close()
             self._conn = None
+            if saved:
+                self._remove_own_logs()
 
     def __enter__(self) -> Store:
         self.open()
@@ -226,6 +264,7 @@ class Store:
     def flush(self) -> bool:
         """Write the buffer in one transaction; on failure keep it for the next flush."""
         self._last_flush = time.monotonic()
+        self.check_path()
         batch = self._pending
         if not batch:
             return True
@@ -239,6 +278,7 @@ class Store:
             log(f"SQLite write failed, {len(batch)} records kept for retry: {self.last_error}")
             return False
         self._pending, self.failed_flushes = _Batch(), 0
+        self._items_written += len(batch.items)
         self._inc_stat(BATCHES)
         self._inc_stat(ITEMS_WRITTEN, len(batch.items))
         self._inc_stat(REJECTS_WRITTEN, len(batch.rejects))
@@ -265,7 +305,7 @@ class Store:
     def _error(self, exc: BaseException) -> StoreError:
         if isinstance(exc, StoreError):
             return exc
-        return StoreError(f"{self.config.path}: {_reason(exc, self.config.path)}")
+        return StoreError(f"{self.path}: {_reason(exc, self.path)}")
 
     def _inc_stat(self, key: str, count: int = 1) -> None:
         if self.stats is not None and count:
@@ -274,6 +314,110 @@ class Store:
     def _set_stat(self, key: str, value: int) -> None:
         if self.stats is not None:
             self.stats.set_value(key, value)
+
+    # --- the file at the path ---------------------------------------------------------------
+    def check_path(self) -> bool:
+        """False once the files at ``config.path`` are not the ones opened (see the module doc).
+
+        The first time, the open database is copied beside the path and the connection moves to
+        the copy (``path``); ``replaced`` holds what happened, and one ERROR line says it.
+        """
+        if self.replaced is not None or self._conn is None:
+            return self.replaced is None
+        change = self._change()
+        if change is None:
+            return True
+        target = self._recovery_path()
+        self.replaced = StoreError(f"{self.config.path} was removed or replaced ({change})")
+        try:
+            self._move_to(target)
+        except (OSError, sqlite3.Error) as exc:
+            self._unsaved = target  # keep writing into the removed file; try again at close
+            logger.error(
+                f"SQLite store {self.config.path} was removed or replaced during the crawl"
+                f" ({change}): copying it to {target} failed ({_reason(exc, target)}); the"
+                f" {self._items_written} items this run wrote are lost unless the copy works"
+                " when the crawl closes"
+            )
+            return False
+        logger.error(
+            f"SQLite store {self.config.path} was removed or replaced during the crawl"
+            f" ({change}): nothing collected is lost: the store as it was, with the"
+            f" {self._items_written} items this run wrote, is saved to {target}, and the rest"
+            " of the run is written there"
+        )
+        return False
+
+    def _change(self) -> str | None:
+        """How the files at the path differ from the ones opened; None when they do not."""
+        path = self.config.path
+        for suffix in ("", "-wal"):
+            opened = self._opened.get(suffix)
+            if opened is None:
+                continue  # not there at open (another journal mode): nothing to compare
+            now = _file_id(_companion(path, suffix))
+            if now == opened:
+                continue
+            name = _companion(path, suffix).name
+            there = "nothing is there now" if now is None else f"{name} is now inode {now[1]}"
+            return f"{name} opened as inode {opened[1]}; {there}"
+        return None
+
+    def _recovery_path(self) -> Path:
+        path = self.config.path
+        run = self.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}.recovered-{run}.sqlite")
+        number = 1
+        while target.exists():
+            number += 1
+            target = path.with_name(f"{path.name}.recovered-{run}-{number}.sqlite")
+        return target
+
+    def _move_to(self, target: Path) -> None:
+        """Copy the open database to ``target`` and go on there; drop the removed file's logs."""
+        old = self.conn
+        self._copy(old, target)
+        self._conn, self.path, self._ready = self._connect(target), target, set()
+        old.close()  # SQLite neither checkpoints nor deletes the logs of a moved file
+        self._remove_own_logs()
+
+    def _copy(self, source: sqlite3.Connection, target: Path) -> None:
+        """``target`` complete or not at all: a backup into a part file, renamed into place."""
+        _make_parent(target)
+        part = part_path(target)
+        try:
+            copy = sqlite3.connect(part)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+            part.replace(target)
+        finally:  # nothing of a failed copy stays behind
+            for suffix in (*_COMPANIONS, "-journal"):
+                _companion(part, suffix).unlink(missing_ok=True)
+        fsync_dir(target.parent)
+
+    def _remove_own_logs(self) -> None:
+        """Delete the -wal and -shm of the removed file, never ones that belong to another."""
+        for suffix in ("-wal", "-shm"):
+            log = _companion(self.config.path, suffix)
+            if self._opened.get(suffix) is not None and _file_id(log) == self._opened[suffix]:
+                log.unlink(missing_ok=True)
+
+    def _save_at_close(self, target: Path) -> bool:
+        """The second chance of a copy that failed when the change was found."""
+        self._unsaved = None
+        try:
+            self._copy(self.conn, target)
+        except (OSError, sqlite3.Error) as exc:
+            logger.error(
+                f"SQLite store: copying the removed {self.config.path} to {target} failed"
+                f" again ({_reason(exc, target)}): the {self._items_written} items this run"
+                " wrote are lost with it"
+            )
+            return False
+        logger.error(f"SQLite store: the removed {self.config.path} is saved to {target} after all")
+        return True
 
     # --- runs -------------------------------------------------------------------------------
     def start_run(
