@@ -25,6 +25,13 @@ RESPONSES = "health/responses"  # final responses to the spider's requests (robo
 ERROR_RESPONSES = "health/error_responses"  # of those, HTTP >= 400
 HEALTH_STATUS = "health/exit_status"  # the verdict: 0 or 1
 HEALTH_FAILURE = "health/failure"  # why the run failed, one line per kind joined by "; "
+# hosts whose robots.txt was asked for, and of those, the ones unreachable when last asked
+ROBOTS_HOSTS = "robots/hosts"
+ROBOTS_HOSTS_UNREACHABLE = "robots/hosts_unreachable"
+ROBOTS_UNREACHABLE_REASON = "robots/unreachable_reason"  # "host: why" of the latest unreachable one
+# requests a recrawl answered without a fetch (ConditionalRequestMiddleware): kept current
+KEPT_CURRENT = ("incremental/not_modified", "incremental/skipped_recent")
+CSV_UNPUBLISHED = "csv/unpublished"  # item tables whose CSV file could not be renamed into place
 
 
 @dataclass(frozen=True)
@@ -139,18 +146,70 @@ def judge(
             f" HEALTH_MAX_ERROR_RATIO is {policy.max_error_ratio:.0%})"
         )
     items = policy.items(stats)
-    if baseline and baseline.items and items < policy.min_item_ratio * baseline.items:
+    dead = None if failures else fetched_nothing(stats, items)  # else that failure says why
+    if dead:
+        failures.append(dead)  # and not "items: 0 items": the run fetched nothing
+    elif baseline and baseline.items and items < policy.min_item_ratio * baseline.items:
         failures.append(
             f"items: {items} items, under {policy.min_item_ratio:.0%} of the {baseline.items}"
             f" items of run {baseline.run_id} (HEALTH_MIN_ITEM_RATIO)"
         )
+    if csv_failure := unpublished_csv(stats):
+        failures.append(csv_failure)
     return Verdict(1 if failures else 0, tuple(failures))
+
+
+def fetched_nothing(stats: Mapping[str, Any], items: int) -> str | None:
+    """Why a run that made requests got no page, no 304, no ``min_age`` skip and no item.
+
+    A recrawl whose pages all answered 304 or were skipped as fetched recently kept its rows
+    current (``KEPT_CURRENT``): it fetched what it had to. A run that asked for nothing at all
+    is not judged here.
+    """
+    evidence = ("scheduler/enqueued", "downloader/request_count", ROBOTS_HOSTS)
+    requests = sum(int(stats.get(key, 0)) for key in evidence)
+    kept = sum(int(stats.get(key, 0)) for key in KEPT_CURRENT)
+    if not requests or int(stats.get(RESPONSES, 0)) or kept or items:
+        return None
+    hosts = int(stats.get(ROBOTS_HOSTS, 0))
+    if hosts and int(stats.get(ROBOTS_HOSTS_UNREACHABLE, 0)) >= hosts:
+        latest = str(stats.get(ROBOTS_UNREACHABLE_REASON, "")).replace("; ", ", ")
+        return (
+            f"robots_unreachable: the robots.txt of every host ({hosts}) was unreachable"
+            f" ({latest}), so every page was disallowed (RFC 9309) and none was fetched"
+        )
+    causes = [
+        f"{int(stats[key])} {what}"
+        for key, what in (
+            ("robotstxt/forbidden", "forbidden by robots.txt"),
+            ("robots/unreachable_forbidden", "refused as their robots.txt was unreachable"),
+            ("safety/blocked_private", "blocked as private targets"),
+            ("safety/blocked_scheme", "blocked for their scheme"),
+            ("downloader/exception_count", "download errors"),
+        )
+        if stats.get(key)
+    ]
+    return "no_pages_fetched: no page was fetched, no 304, no min_age skip and no item" + (
+        f" ({', '.join(causes)})" if causes else ""
+    )
+
+
+def unpublished_csv(stats: Mapping[str, Any]) -> str | None:
+    """The failure of a run whose CSV files (some of them) could not be published at close."""
+    tables = stats.get(CSV_UNPUBLISHED)
+    if not tables:
+        return None
+    files = "file" if len(tables) == 1 else "files"
+    names = ", ".join(tables)
+    return f"csv_error: {len(tables)} CSV {files} not published ({names}), see the CSV: line"
 
 
 def recorded_verdict(stats: Mapping[str, Any], reason: str) -> Verdict:
     """The verdict the health monitor recorded in ``stats``; else from the finish reason alone."""
     if stats.get(HEALTH_STATUS) is None:
-        status = exit_status(reason)
-        return Verdict(status, (f"reason: the run ended with {reason!r}",) if status else ())
+        failures = [f"reason: the run ended with {reason!r}"] if exit_status(reason) else []
+        if csv_failure := unpublished_csv(stats):  # csv_error, reached after the finish reason
+            failures.append(csv_failure)
+        return Verdict(1 if failures else 0, tuple(failures))
     failure = stats.get(HEALTH_FAILURE)
     return Verdict(int(stats[HEALTH_STATUS]), tuple(str(failure).split("; ")) if failure else ())

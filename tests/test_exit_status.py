@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,15 @@ from typing import Any
 import pytest
 
 from crawler.demo.server import DemoSite
-from crawler.stats import ERROR_RESPONSES, RESPONSES, Baseline, HealthPolicy, judge
+from crawler.stats import (
+    ERROR_RESPONSES,
+    RESPONSES,
+    ROBOTS_HOSTS,
+    ROBOTS_HOSTS_UNREACHABLE,
+    Baseline,
+    HealthPolicy,
+    judge,
+)
 from tests.support import CrawlResult, run_contained, scrapy_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -157,3 +166,110 @@ def test_bad_health_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "error: HEALTH_MAX_ERROR_RATIO must be a number between 0 and 1, not '2'"
     )
+
+
+# --- a run that fetched nothing -------------------------------------------------------------------
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("stats", "kinds"),
+    [
+        # the site never answered: requests went out, no page came back, no item
+        ({"scheduler/enqueued": 3, "downloader/request_count": 1}, ["no_pages_fetched"]),
+        # robots.txt of every host unreachable: every page disallowed (RFC 9309)
+        ({"scheduler/enqueued": 2, ROBOTS_HOSTS: 2, ROBOTS_HOSTS_UNREACHABLE: 2},
+         ["robots_unreachable"]),
+        # one of two hosts answered its robots.txt but served nothing: still no page
+        ({"scheduler/enqueued": 2, ROBOTS_HOSTS: 2, ROBOTS_HOSTS_UNREACHABLE: 1},
+         ["no_pages_fetched"]),
+        # a recrawl whose pages all answered 304 or were skipped by min_age: kept current
+        ({"scheduler/enqueued": 4, "incremental/not_modified": 4}, []),
+        ({"scheduler/enqueued": 4, "incremental/skipped_recent": 4}, []),
+        # items without a page (a spider reading a file): not a dead site
+        ({"scheduler/enqueued": 1, "item_scraped_count": 3}, []),
+        ({"scheduler/enqueued": 1, RESPONSES: 1}, []),
+        # an error rule already says why: one line, not two
+        ({"scheduler/enqueued": 1, "crawl/fetch_errors": 1, ROBOTS_HOSTS: 1,
+          ROBOTS_HOSTS_UNREACHABLE: 1}, ["errors"]),
+    ],
+)  # fmt: skip
+def test_judge_a_run_that_fetched_nothing(stats: dict[str, int], kinds: list[str]) -> None:
+    # for a dead run the items rule would fire too (0 of 10): the rule that says why wins
+    baseline = Baseline(7, 10) if kinds and kinds[0] != "errors" else None
+    policy = HealthPolicy()  # items = item_scraped_count: 304s and skips count on their own
+    verdict = judge("finished", stats, policy, baseline)
+    assert [failure.split(":")[0] for failure in verdict.failures] == kinds
+    assert verdict.exit_status == (1 if kinds else 0)
+
+
+def plain_spider(url: str) -> str:
+    """A user's spider as the Scrapy tutorial writes it: no base class of ours, dict items."""
+    return (
+        "import scrapy\n\n\n"
+        "class DeadSiteSpider(scrapy.Spider):\n"
+        '    name = "deadsite"\n'
+        f"    start_urls = [{url!r}]\n\n"
+        "    def parse(self, response):\n"
+        '        yield {"url": response.url, "title": response.css("title::text").get()}\n'
+    )
+
+
+@pytest.mark.parametrize("command", ["crawl", "runspider"])
+def test_dead_site_with_a_plain_spider_fails(
+    refused_url: str, tmp_path: Path, command: str
+) -> None:
+    """U7: connection refused, robots.txt unreachable, 0 pages: a failed run, not `finished`."""
+    (tmp_path / "deadsite_spiders.py").write_text(plain_spider(refused_url))
+    db = tmp_path / "crawler.sqlite"
+    target = ["crawl", "deadsite", "-s", "SPIDER_MODULES=deadsite_spiders"]
+    if command == "runspider":
+        target = ["runspider", "deadsite_spiders.py"]
+    env = scrapy_env()
+    env["PYTHONPATH"] = f"{env['PYTHONPATH']}{os.pathsep}{tmp_path}"
+    done = run_contained(
+        [sys.executable, "-m", "scrapy", *target, "-s", f"SQLITE_PATH={db}",
+         "-s", f"CSV_EXPORT_DIR={tmp_path / 'out'}", "-s", "CRAWL_PROFILE=fast",
+         # a plain spider names no target: loopback stands in for the user's public site
+         "-s", "SAFETY_ALLOW_PRIVATE_TARGETS=True"],
+        cwd=tmp_path, env=env, timeout=100,
+    )  # fmt: skip
+    result = CrawlResult(done.returncode, done.stdout, done.stderr, db, tmp_path / "out")
+    assert result.returncode == 1, result.stderr[-3000:]
+    run = last_run(result)
+    assert (run["spider"], run["finish_reason"], run["pages"]) == ("deadsite", "finished", 0)
+    assert run["exit_status"] == 1
+    host = refused_url.split("/")[2]
+    assert run["failure"].startswith(
+        f"robots_unreachable: the robots.txt of every host (1) was unreachable ({host}: "
+    ), run["failure"]
+    assert "ConnectionRefusedError" in run["failure"]
+    assert [line.split("run failed: ")[1] for line in error_lines(result)] == [run["failure"]]
+
+
+def test_csv_that_cannot_be_published_fails(
+    demo_site: DemoSite, run_crawl: Any, tmp_path: Path
+) -> None:
+    """The rename at close fails: csv_error, exit 1, and the log says where the rows are.
+
+    The issue made the export dir read-only mid-crawl; tests run as root, where permissions stop
+    nothing, so a directory takes the file's final name instead: ``os.replace`` fails the same
+    way (the part file was written, only its publication fails), for root too.
+    """
+    (tmp_path / "out" / "pages.csv").mkdir(parents=True)
+    result = run_crawl(
+        "pages", "-a", f"url={demo_site.url}about", "-a", f"url={demo_site.url}legacy",
+        "-s", "CSV_FILENAME=pages.csv",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    run = last_run(result)
+    assert (run["finish_reason"], run["exit_status"], run["items"]) == ("finished", 1, 2)
+    assert run["failure"] == "csv_error: 1 CSV file not published (pages), see the CSV: line"
+    assert [line.split("run failed: ")[1] for line in error_lines(result)] == [run["failure"]]
+    (part,) = (tmp_path / "out").glob(".pages-pages.part-*")
+    (line,) = [line for line in result.stderr.splitlines() if "CSV: cannot publish" in line]
+    assert f"CSV: cannot publish pages (kept {part}): " in line
+    assert "Is a directory" in line
+    assert f"2 rows are also in the store {result.db} (scrapy export pages --run {run['id']})" in (
+        line
+    )
+    assert len(part.read_text().splitlines()) == 3  # header and both rows
+    assert len(result.rows("SELECT * FROM pages")) == 2

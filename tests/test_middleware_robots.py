@@ -18,6 +18,7 @@ from crawler.middlewares.robots import (
     RobotsTxtUnreachable,
     cut_to_size,
 )
+from crawler.stats import ROBOTS_HOSTS, ROBOTS_HOSTS_UNREACHABLE, ROBOTS_UNREACHABLE_REASON
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -63,9 +64,9 @@ def make(*answers: Response | Exception, **settings: Any) -> tuple[RobotsTxtMidd
     return mw, fetch
 
 
-async def allowed(mw: RobotsTxtMiddleware, path: str) -> bool:
+async def allowed(mw: RobotsTxtMiddleware, path: str, host: str = HOST) -> bool:
     try:
-        await mw.process_request(Request(f"{HOST}{path}"))
+        await mw.process_request(Request(f"{host}{path}"))
     except IgnoreRequest:
         return False
     return True
@@ -116,6 +117,21 @@ async def test_unreachable_disallows_the_host_until_it_answers(
     stats = mw.crawler.stats
     assert (stats.get_value("robots/unreachable"), len(fetch.requests)) == (1, 2)
     assert stats.get_value("robots/unreachable_forbidden") == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_hosts_whose_robots_txt_is_unreachable_are_counted() -> None:
+    """The health monitor fails a run whose every host stayed unreachable (U7)."""
+    mw, _ = make(robots(503), robots(404), robots(body=b"User-agent: *\n"))
+    stats = mw.crawler.stats
+    assert not await allowed(mw, "/page")
+    assert (stats.get_value(ROBOTS_HOSTS), stats.get_value(ROBOTS_HOSTS_UNREACHABLE)) == (1, 1)
+    assert stats.get_value(ROBOTS_UNREACHABLE_REASON) == "site.test: HTTP 503"
+    assert await allowed(mw, "/page", "http://other.test")  # a second host answers
+    assert (stats.get_value(ROBOTS_HOSTS), stats.get_value(ROBOTS_HOSTS_UNREACHABLE)) == (2, 1)
+    mw.clock.now += 60  # type: ignore[attr-defined]
+    assert await allowed(mw, "/page")  # the first one answers when asked again
+    assert (stats.get_value(ROBOTS_HOSTS), stats.get_value(ROBOTS_HOSTS_UNREACHABLE)) == (2, 0)
 
 
 @pytest_twisted.ensureDeferred

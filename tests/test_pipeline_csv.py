@@ -18,7 +18,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.items import PageItem, ProductItem, field_specs
 from crawler.pipelines.csv_file import PATHS, CsvPipeline, cell, safe_name
-from crawler.stats import RUN_ID
+from crawler.stats import CSV_UNPUBLISHED, RUN_ID, recorded_verdict
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -190,6 +190,36 @@ def test_a_file_that_cannot_be_published_keeps_its_rows(
     (part,) = (tmp_path / "out").glob(".shop-products.*")
     assert read(part)[1][0] == "A1"
     assert pipe.crawler.stats.get_value(PATHS) is None
+
+
+def test_an_unpublished_file_fails_the_run_and_says_where_its_rows_are(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    (out / "shop-products.csv").mkdir(parents=True)  # in the way, for root too
+    pipe = opened(tmp_path, CSV_FILENAME="{spider}-{item}.csv", SQLITE_PATH=str(tmp_path / "s.db"))
+    pipe.process_item(product())
+    pipe.process_item(product(sku="B2"))
+    pipe.process_item(PageItem(url="http://a.test/"))
+    pipe.crawler.stats.set_value(RUN_ID, 7)
+    with caplog.at_level(logging.ERROR, logger="crawler"):
+        pipe.close_spider()
+    (part,) = out.glob(".shop-products.*")
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"CSV: cannot publish products (kept {part}): [Errno 21] Is a directory: '{part}' ->"
+        f" '{out / 'shop-products.csv'}', its 2 rows are also in the store {tmp_path / 's.db'}"
+        " (scrapy export products --run 7)"
+    )
+    stats = pipe.crawler.stats.get_stats()
+    assert stats[CSV_UNPUBLISHED] == ["products"]
+    assert stats[PATHS] == [str(out / "shop-pages.csv")]  # the other file is published
+    # csv_error even when the health monitor is off (no verdict in the stats)
+    verdict = recorded_verdict(stats, "finished")
+    assert verdict.failures == (
+        "csv_error: 1 CSV file not published (products), see the CSV: line",
+    )
+    assert verdict.exit_status == 1
 
 
 def test_run_id_names_the_file(tmp_path: Path) -> None:

@@ -13,7 +13,10 @@ Settings: ``ROBOTSTXT_OBEY`` (the switch), ``ROBOTSTXT_MAX_SIZE``, ``ROBOTSTXT_U
   ``MAX_CRAWL_DELAY``, without jitter below it), whatever AutoThrottle computes.
 
 Stats (besides Scrapy's ``robotstxt/…``): ``robots/unreachable``, ``robots/unreachable_forbidden``,
-``robots/no_rules_4xx``, ``robots/truncated``, ``robots/crawl_delay`` (largest applied).
+``robots/no_rules_4xx``, ``robots/truncated``, ``robots/crawl_delay`` (largest applied), and for the
+health monitor (``crawler.stats.fetched_nothing``) ``robots/hosts`` (hosts asked),
+``robots/hosts_unreachable`` (of those, unreachable when last asked) and
+``robots/unreachable_reason`` (``host: why`` of the latest).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
 from crawler import defaults
+from crawler import stats as keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,6 +112,8 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
         self.clock = clock
         self.crawl_delays: dict[str, float] = {}  # downloader slot key -> seconds
         self._received: WeakKeyDictionary[Request, int] = WeakKeyDictionary()
+        self._hosts: set[str] = set()  # every netloc whose robots.txt was asked for
+        self._unreachable_hosts: set[str] = set()  # of those, unreachable when last asked
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RobotsTxtMiddleware:
@@ -148,10 +154,23 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
             else:
                 await self._parse_robots(response, netloc, request)
             self._stats.inc_value("robotstxt/request_count")
+            self._count_host(netloc)
         parser = self._parsers[netloc]
         if isinstance(parser, Deferred):
             return await maybe_deferred_to_future(parser)
         return parser
+
+    def _count_host(self, netloc: str) -> None:
+        """Keep the ``robots/hosts…`` stats: a run where every host is unreachable failed."""
+        self._hosts.add(netloc)
+        parser = self._parsers.get(netloc)
+        if isinstance(parser, Unreachable):
+            self._unreachable_hosts.add(netloc)
+            self._stats.set_value(keys.ROBOTS_UNREACHABLE_REASON, f"{netloc}: {parser.reason}")
+        else:
+            self._unreachable_hosts.discard(netloc)
+        self._stats.set_value(keys.ROBOTS_HOSTS, len(self._hosts))
+        self._stats.set_value(keys.ROBOTS_HOSTS_UNREACHABLE, len(self._unreachable_hosts))
 
     async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
         status = response.status

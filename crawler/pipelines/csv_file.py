@@ -6,14 +6,18 @@ Settings: ``CSV_ENABLED``, ``CSV_EXPORT_DIR``, ``CSV_FILENAME`` (placeholders ``
 
 Rows go to a hidden ``.<spider>-<item>.part-<pid>-…`` file in the export dir, which is flushed,
 fsynced and ``os.replace``d to its final name at close; a crawl that dies leaves only the part file,
-and an existing file of the final name is only ever replaced by a complete one. Columns are the
-dataclass fields in declaration order. Cells: ``None`` is empty, ``Decimal`` exact (``1234.56``),
-``bool`` is ``true``/``false``, ``datetime`` ISO 8601, a list its values joined by `` | ``.
+and an existing file of the final name is only ever replaced by a complete one. A file that cannot
+be published keeps its part file, is logged with where its rows are, and fails the run with
+``csv_error`` (``csv/unpublished`` lists its tables; see ``crawler.stats.unpublished_csv``).
+Columns are the dataclass fields in declaration order. Cells: ``None`` is empty, ``Decimal``
+exact (``1234.56``), ``bool`` is ``true``/``false``, ``datetime`` ISO 8601, a list its values
+joined by `` | ``.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -33,7 +37,7 @@ from scrapy.utils.defer import deferred_from_coro
 from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.items import field_specs, item_table
-from crawler.stats import RUN_ID
+from crawler.stats import CSV_UNPUBLISHED, RUN_ID
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -62,6 +66,7 @@ class CsvConfig:
     filename: str
     neutralize_formulas: bool
     encoding: str
+    store_path: Path | None = None  # where the rows also are (SQLITE_PATH), named when unpublished
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> CsvConfig:
@@ -74,6 +79,11 @@ class CsvConfig:
                 "CSV_NEUTRALIZE_FORMULAS", defaults.CSV_NEUTRALIZE_FORMULAS
             ),
             encoding=settings.get("CSV_ENCODING", defaults.CSV_ENCODING),
+            store_path=(
+                Path(settings.get("SQLITE_PATH", defaults.SQLITE_PATH)).expanduser().absolute()
+                if settings.getbool("SQLITE_ENABLED", defaults.SQLITE_ENABLED)
+                else None
+            ),
         )
 
 
@@ -226,9 +236,7 @@ class CsvPipeline:
             try:
                 path = self._publish(output, run_text, paths)
             except (OSError, CsvConfigError) as exc:
-                logger.error(
-                    "CSV: cannot publish %s (kept %s): %s", output.table, output.handle.name, exc
-                )
+                self._unpublished(output, exc, run)
                 continue
             logger.info("CSV: %s (%d rows)", path, output.rows)
             self.crawler.stats.inc_value(FILES)
@@ -236,6 +244,23 @@ class CsvPipeline:
         self.outputs.clear()
         if paths:
             self.crawler.stats.set_value(PATHS, paths)
+
+    def _unpublished(self, output: _Output, exc: Exception, run: object) -> None:
+        """Say where the rows of a file that cannot be published are; the run fails (csv_error)."""
+        with contextlib.suppress(OSError):
+            output.handle.close()  # the part file stays
+        part = Path(output.handle.name)
+        kept = f"kept {part}" if part.exists() else f"{part} is gone"
+        if self.config.store_path is not None and run is not None:
+            where = (
+                f"its {output.rows} rows are also in the store {self.config.store_path}"
+                f" (scrapy export {output.table} --run {run})"
+            )
+        else:
+            where = f"its {output.rows} rows are in no store"
+        logger.error("CSV: cannot publish %s (%s): %s, %s", output.table, kept, exc, where)
+        stats = self.crawler.stats
+        stats.set_value(CSV_UNPUBLISHED, [*(stats.get_value(CSV_UNPUBLISHED) or []), output.table])
 
     def _final_path(self, table: str, run: str) -> Path:
         values = {"spider": self.spider, "item": table, "run": run, "time": self.time}
