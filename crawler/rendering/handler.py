@@ -15,7 +15,8 @@ success and on error, and relaunches a browser that disconnects):
 
 It builds on scrapy-playwright internals (``_download_request_with_retry``,
 ``_apply_page_methods``, ``_browser_disconnected_callback``, ``_close``, ``context_wrappers``),
-checked against scrapy-playwright 0.0.48. Requests that bring their own page or context
+checked against scrapy-playwright 0.0.48 (pinned in pyproject.toml; tests/test_pinned_internals.py
+fails when one of them changes). Requests that bring their own page or context
 (``playwright_include_page``, ``playwright_page``, ``playwright_context``…) are left to it.
 """
 
@@ -34,6 +35,7 @@ from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 from crawler.rendering.config import SHELL_WORDS, RenderConfig
 from crawler.rendering.contexts import ContextRotation
 from crawler.rendering.settle import settle_page
+from crawler.safety.browser import abort_request_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -62,6 +64,8 @@ class RenderDownloadHandler(ScrapyPlaywrightDownloadHandler):  # type: ignore[mi
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
         # the PLAYWRIGHT_ABORT_REQUEST function, if any, still decides about the other requests
         also = cast("_Abort | None", getattr(self, "abort_request", None))
+        if also is not None:  # our target check, bound to this crawler's policy
+            also = abort_request_for(crawler, also)
         self.abort_request = self._make_abort(also)
 
     def _make_abort(self, also: _Abort | None) -> Callable[[BrowserRequest], Awaitable[bool]]:
