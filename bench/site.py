@@ -1,6 +1,6 @@
 """The bench's static site: the demo shop's product pages as files, and URL lists over them.
 
-Pages come from the demo renderer (``crawler.demo.pages.route``) for ``/products/1…1000``;
+Pages come from the demo renderer (``crawler.demo.routes.route``) for ``/products/1…1000``;
 ``/p/00001.html`` … ``/p/NNNNN.html`` cycle through them, so every URL is distinct (no dedupe
 or cache can help) while the site stays small: the files are hard links to 1,000 bodies.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crawler.demo.catalog import PRICE_ON_REQUEST_IDS, PRODUCT_COUNT
-from crawler.demo.pages import route
+from crawler.demo.routes import route
 
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 

@@ -30,7 +30,7 @@ from crawler.demo.catalog import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
 HTML = "text/html; charset=utf-8"
 # Last-Modified of every page at version 0; each revision of a product adds a day.
@@ -278,49 +278,6 @@ def legacy() -> Page:
         "<h1>Crème brûlée – the legacy page</h1><p>This page is served in “Windows-1252”, "
         "declared only in a meta tag: 5 € per café au lait.</p></body></html>"
     )
-
-
-def route(
-    path: str,
-    query: dict[str, list[str]],
-    host: str,
-    slow_seconds: float,
-    revisions: Mapping[int, int] = NO_REVISIONS,
-) -> Page:
-    """The page for a request path (without its query string); ``revisions``: product id ->
-    how many times it was changed (see ``revised``)."""
-    static: dict[str, Callable[[], Page]] = {
-        "/": home,
-        "/catalog/": catalog_index,
-        "/about": about,
-        "/legacy": legacy,
-        "/old-catalog": lambda: redirect("/catalog/"),
-        "/robots.txt": lambda: robots(host),
-        "/sitemap.xml": lambda: sitemap(host),
-    }
-    if path in static:
-        return static[path]()
-    if path.startswith("/js/"):
-        from crawler.demo.jspages import js_route  # here: jspages builds on this module
-
-        return js_route(path, query, host)
-    if path == "/slow":
-        page = html_page("Slow page", "<h1>Slow page</h1><p>Worth the wait.</p>")
-        page.delay = slow_seconds
-        return page
-    if match := re.fullmatch(r"/catalog/([a-z-]+)/", path):
-        return listing(match[1], query, revisions)
-    if match := re.fullmatch(r"/products/([^/]+)", path):
-        return product_page(match[1], host, slow_seconds, revisions)
-    if (match := re.fullmatch(r"/old-products/([1-9][0-9]{0,3})", path)) and (
-        int(match[1]) <= PRODUCT_COUNT
-    ):
-        return redirect(f"/products/{match[1]}")
-    if path.startswith("/private/"):
-        return html_page("Private", "<h1>Private</h1><p>Crawlers must not fetch this.</p>")
-    if re.fullmatch(r"/images/[\w-]+\.jpg", path):
-        return Page(JPEG, content_type="image/jpeg")
-    return not_found()
 
 
 def robots(host: str) -> Page:

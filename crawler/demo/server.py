@@ -26,12 +26,14 @@ from crawler.demo.catalog import (
     PRODUCT_COUNT,
     build_catalog,
 )
-from crawler.demo.pages import Page, route
+from crawler.demo.routes import route
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from email.message import Message
     from types import FrameType, TracebackType
+
+    from crawler.demo.pages import Page
 
 
 class _Handler(BaseHTTPRequestHandler):
