@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from crawler.csvcell import cell
 from crawler.demo.server import DemoSite
 from crawler.export.csv_writer import csv_converters
 from crawler.items import ProductItem, field_specs
-from crawler.pipelines.csv_file import cell
 from crawler.stats import RunCounts
 from crawler.storage import open_store
 from tests.support import run_contained, run_on_terminal, scrapy_env, scrapy_here

@@ -16,8 +16,9 @@ from scrapy import Spider
 from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.test import get_crawler
 
+from crawler.csvcell import cell
 from crawler.items import PageItem, ProductItem, field_specs
-from crawler.pipelines.csv_file import PATHS, CsvPipeline, cell, safe_name
+from crawler.pipelines.csv_file import PATHS, CsvPipeline, safe_name
 from crawler.stats import CSV_UNPUBLISHED, RUN_ID, recorded_verdict
 
 if TYPE_CHECKING:

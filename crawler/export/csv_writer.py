@@ -1,4 +1,4 @@
-"""``CsvWriter``: rows as CSV with the crawl's rules (``crawler.pipelines.csv_file.cell``).
+"""``CsvWriter``: rows as CSV with the crawl's rules (``crawler.csvcell.cell``).
 
 A header row always; ``None`` empty; ``Decimal`` exact; ``bool`` ``true``/``false``; datetimes
 ISO 8601 in UTC; lists joined by `` | ``; text a spreadsheet would run as a formula prefixed with
@@ -16,9 +16,9 @@ from decimal import Decimal
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
+from crawler.csvcell import cell
 from crawler.export import ExportError
 from crawler.export.columns import BatchConverter, Convert, iso_text, to_decimal, to_list
-from crawler.pipelines.csv_file import cell
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

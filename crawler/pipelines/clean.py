@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
-from crawler import cleaning
-from crawler import defaults
+from crawler import cleaning, defaults
 from crawler.items import field_specs
 
 if TYPE_CHECKING:

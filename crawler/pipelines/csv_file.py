@@ -26,7 +26,6 @@ import string
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
+from crawler.csvcell import cell
 from crawler.items import field_specs, item_table
 from crawler.stats import CSV_UNPUBLISHED, RUN_ID
 
@@ -50,9 +50,7 @@ ROWS_WRITTEN = "csv/rows_written"
 FILES = "csv/files"
 PATHS = "csv/paths"
 CSV_ERROR = "csv_error"  # the finish reason when the CSV files cannot be written
-LIST_SEPARATOR = " | "
 PLACEHOLDERS = frozenset({"spider", "item", "run", "time"})
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -111,28 +109,6 @@ def resolve_path(export_dir: Path, template: str, **values: str) -> Path:
     if not path.is_relative_to(root) or path == root:
         raise CsvConfigError(f"CSV_FILENAME {template!r}: {path} is outside {root}")
     return path
-
-
-def cell(value: Any, neutralize_formulas: bool = True) -> str:
-    """The CSV text of one value (numbers are never neutralised; text starting ``=`` may be)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, Decimal):
-        return format(value, "f")  # exact and never in exponent notation
-    if isinstance(value, datetime):
-        text = value.isoformat()
-    elif isinstance(value, (list, tuple)):
-        text = LIST_SEPARATOR.join(cell(element, False) for element in value)
-    else:
-        text = str(value)
-    text = text.replace("\x00", "")
-    if neutralize_formulas and text.startswith(_FORMULA_START):
-        return f"'{text}"
-    return text
 
 
 @dataclass
