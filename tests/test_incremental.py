@@ -22,10 +22,12 @@ from crawler.demo.catalog import (
 from crawler.demo.pages import listing_cards, revised
 from crawler.demo.server import DemoSite
 from crawler.exceptions import ArgumentError
+from crawler.items import PageItem, ProductItem
 from crawler.spiders.pages import PagesSpider
 from crawler.spiders.site import SiteSpider
 from crawler.storage import open_store
 from crawler.storage.fetchstate import FetchRecord, FetchState
+from crawler.storage.schema import MIGRATIONS
 
 # A recrawl yields few items by design: count the pages it found unchanged too.
 HEALTH = "HEALTH_ITEM_STATS=item_scraped_count,incremental/not_modified,incremental/skipped_recent"
@@ -309,3 +311,129 @@ def test_fetch_state_reads_its_buffer_and_trusts_finished_runs_only(tmp_path: Pa
         assert stored is not None and not stored.trusted
         assert state.get("http://b/") is None
         assert record.age() > 3600
+
+
+# --- two spiders, one store (U1) -------------------------------------------------------------
+@pytest.mark.timeout(300)
+def test_site_after_products_stores_every_page(run_crawl: Any, fresh_demo_site: DemoSite) -> None:
+    """The validators `products` stored never turn a `site` fetch into a 304."""
+    base = fresh_demo_site.url
+    first = run_crawl("products", "-a", f"start_url={base}", "-a", "max_products=10", "-s", HEALTH)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_crawl("site", "-a", f"start_url={base}", "-a", "depth=1", "-s", HEALTH)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert len(pages_rows(second)) == 19
+    stats = run_stats(second)
+    assert "incremental/not_modified" not in stats and "incremental/skipped_recent" not in stats
+    assert sum(fresh_demo_site.not_modified.values()) == 0  # no validators went out
+
+
+@pytest.mark.timeout(600)
+def test_products_after_a_whole_site_crawl_stores_every_product(
+    run_crawl: Any, fresh_demo_site: DemoSite
+) -> None:
+    """A `products` crawl after `site` covered the shop stores all 998 products, first time."""
+    base = fresh_demo_site.url
+    site_args = ["-a", "depth=20", "-a", "max_pages=5000", "-s", HEALTH]
+    first = run_crawl("site", "-a", f"start_url={base}", *site_args, timeout=280)
+    assert first.returncode == 0, first.stderr[-3000:]
+    pages_before = pages_rows(first)
+    assert sum("/products/" in url for url in pages_before) >= PRODUCT_PAGES  # the whole shop
+    second = run_crawl("products", "-a", f"start_url={base}", "-s", HEALTH, timeout=280)
+    assert second.returncode == 0, second.stderr[-3000:]
+    tables = {row["name"] for row in second.rows("SELECT name FROM sqlite_master")}
+    stored = int("products" in tables and second.rows("SELECT count(*) FROM products")[0][0])
+    assert stored == 998
+    (run,) = second.rows("SELECT items, duplicates, stats FROM runs WHERE id = 2")
+    assert (run["items"], run["duplicates"]) == (998, len(FEATURED_IDS))
+    assert "incremental/not_modified" not in json.loads(run["stats"])
+    # and `site`'s rows were not marked seen by the `products` run
+    assert pages_rows(second) == pages_before
+
+
+@pytest.mark.timeout(240)
+def test_rows_deleted_from_the_store_are_fetched_again(
+    run_crawl: Any, fresh_demo_site: DemoSite
+) -> None:
+    """Validators stand for a stored row: without the row, the page is fetched in full."""
+    base = fresh_demo_site.url
+    args = ["-a", f"start_url={base}", "-a", "depth=1", "-s", HEALTH]
+    first = run_crawl("site", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    gone = [f"{base}about", f"{base}legacy"]  # pages at the depth limit: revalidated next time
+    with sqlite3.connect(first.db) as conn:
+        conn.executemany("DELETE FROM pages WHERE url = ?", [(url,) for url in gone])
+    second = run_crawl("site", *args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    rows = pages_rows(second)
+    assert len(rows) == 19 and all(rows[url]["last_run_id"] == 2 for url in gone)
+    stats = run_stats(second)
+    assert stats["incremental/not_modified"] == 17 - len(gone)
+    assert stats["incremental/row_missing"] == len(gone)
+    assert fresh_demo_site.not_modified["/about"] == fresh_demo_site.not_modified["/legacy"] == 0
+
+
+@pytest.mark.timeout(30)
+def test_fetch_state_is_scoped_and_backed_by_its_item_row(tmp_path: Path) -> None:
+    url = "http://shop/products/1"
+    with open_store(tmp_path / "s.sqlite") as store:
+        store.run_id = store.start_run("products", arguments={}, profile=None, settings={})
+        products, site = FetchState(store, scope="products"), FetchState(store, scope="site")
+        mine = FetchRecord(url, 200, '"p"', None, "h1", "2024-01-01T00:00:00+00:00", 1)
+        products.record(mine)
+        products.link(url, "products", url)
+        assert site.get(url) is None  # not even the buffered one
+        assert products.flush()
+        store.conn.execute("UPDATE runs SET finished_at = '2024-01-01', finish_reason = 'x'")
+        assert site.get(url) is None  # another spider never sees it
+        stored = products.get(url)
+        assert stored is not None and stored.trusted
+        assert (stored.item_table, stored.item_url) == ("products", url)
+        # the row the fetch stored is not in the table: nothing would back a 304
+        assert not products.backed(stored)
+        store.add_item(ProductItem, {"sku": "A1", "url": url, "price": Decimal(1)})
+        store.add_item(PageItem, {"url": url, "status": 200})
+        assert store.flush()
+        assert products.backed(stored)
+        # the same URL recorded by `site` is a row of its own, and never linked to products
+        site.record(FetchRecord(url, 200, '"s"', None, "h2", "2024-01-01T00:00:00+00:00", 1))
+        assert site.flush()
+        assert products.get(url) == stored
+        site_state = site.get(url)
+        assert site_state is not None and site_state.etag == '"s"' and site_state.item_table is None
+        # a 304 seen by the next `products` run marks its own table's row only, once
+        store.run_id = store.start_run("products", arguments={}, profile=None, settings={})
+        products.touch("products", [url], "2030-01-01T00:00:00+00:00")
+        assert products.flush() and products.rows_touched == 1
+        products.touch("products", [url, "http://shop/other"], "2030-01-01T00:00:01+00:00")
+        assert products.flush() and products.rows_touched == 1
+        seen = dict(store.conn.execute("SELECT 'products', last_seen_at FROM products").fetchall())
+        seen |= dict(store.conn.execute("SELECT 'pages', last_seen_at FROM pages").fetchall())
+        assert seen["products"] == "2030-01-01T00:00:00+00:00" != seen["pages"]
+        # a row removed from its table, or the table dropped: nothing backs the state any more
+        store.conn.execute("DELETE FROM products")
+        assert not products.backed(stored)
+        store.conn.execute("DROP TABLE products")
+        assert not FetchState(store, scope="products").backed(stored)
+
+
+@pytest.mark.timeout(30)
+def test_url_only_fetch_state_is_dropped_by_the_migration(tmp_path: Path) -> None:
+    """State of the URL-only schema cannot say whose items back it: the upgrade forgets it."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:3]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute(
+            "INSERT INTO runs (id, spider, finished_at, finish_reason)"
+            " VALUES (1, 'site', '2024-01-01', 'finished')"
+        )
+        conn.execute(
+            "INSERT INTO fetch_state (url, status, etag, run_id)"
+            " VALUES ('http://a/', 304, '\"e\"', 1)"
+        )
+    with open_store(path) as store:
+        assert store.conn.execute("SELECT count(*) FROM fetch_state").fetchone()[0] == 0
+        assert FetchState(store, scope="site").get("http://a/") is None
+        assert store.run(1) is not None  # the rest of the store is kept

@@ -3,42 +3,50 @@
 Settings: ``CONDITIONAL_ENABLED`` (off: not loaded; it is also off when ``SQLITE_ENABLED`` is),
 ``CONDITIONAL_REVALIDATE`` (off: known URLs are fetched in full; their state is still recorded).
 
-Every response to a spider's GET request is recorded in ``fetch_state`` (5xx and 429 answers are
-not: they say nothing about the page) and counted in ``incremental/new``, ``/unchanged`` (body
-hash as stored) or ``/changed``. Two request meta keys opt in to more; our spiders set them on
-requests for pages whose links they do not follow (a 304 or a skip yields no links):
+Every response to a spider's GET request is recorded in ``fetch_state`` under the spider's
+name (5xx and 429 answers are not: they say nothing about the page) and counted in
+``incremental/new``, ``/unchanged`` (body hash as stored) or ``/changed``; an item scraped from
+the response links the record to its row (table and ``url``). Two request meta keys opt in to
+more; our spiders set them on requests for pages whose links they do not follow (a 304 or a skip
+yields no links):
 
 * ``revalidate`` (``REVALIDATE``): send ``If-None-Match`` / ``If-Modified-Since`` from the stored
-  ETag / Last-Modified. A 304 never reaches the callback: the item rows whose ``url`` is the
-  requested URL (or the URL its redirects started from) get this run's ``last_seen_at`` and
-  ``last_run_id`` (``changed_at`` stays), and the errback receives ``NotModified``
-  (``incremental/not_modified``).
+  ETag / Last-Modified. A 304 never reaches the callback: the rows of the linked item table whose
+  ``url`` is the linked item's, the requested URL or the URL its redirects started from get this
+  run's ``last_seen_at`` and ``last_run_id`` (``changed_at`` stays), and the errback receives
+  ``NotModified`` (``incremental/not_modified``).
 * ``min_age`` (``MIN_AGE``, seconds): a URL fetched less than that long ago is not requested:
   the errback receives ``FetchedRecently`` (``incremental/skipped_recent``).
 
-State written by a run that never finished is not used (see ``crawler.storage.fetchstate``).
+Only state the same spider recorded, in a run that finished, is used (see
+``crawler.storage.fetchstate``); and only while the item row its fetch stored is still in the
+store: otherwise the URL is fetched in full (``incremental/row_missing``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 from weakref import WeakKeyDictionary
 
+from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet import task
 
+from crawler.items import item_table
 from crawler.storage import StoreError, store_for
 from crawler.storage.fetchstate import FetchRecord, FetchState
 from crawler.storage.store import utc_now
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
-    from scrapy.http import Request, Response
+    from scrapy.http import Request
     from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
 
@@ -56,6 +64,7 @@ UNCHANGED = "incremental/unchanged"
 CHANGED = "incremental/changed"
 NEW = "incremental/new"
 SKIPPED_RECENT = "incremental/skipped_recent"
+ROW_MISSING = "incremental/row_missing"  # known URLs fetched in full: their item row is gone
 ROWS_TOUCHED = "incremental/rows_touched"  # item rows marked seen by a 304
 UNSAVED = "incremental/unsaved_states"  # fetch states the store could not take at close
 
@@ -106,6 +115,10 @@ class ConditionalRequestMiddleware:
         self._read_failed = False
         # what process_request found for a request (not in meta: meta may be serialised)
         self._stored: WeakKeyDictionary[Request, FetchRecord | None] = WeakKeyDictionary()
+        # requests whose response this run recorded -> the item row it was linked to, if any
+        self._recorded: WeakKeyDictionary[Request, tuple[str, str | None] | None] = (
+            WeakKeyDictionary()
+        )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ConditionalRequestMiddleware:
@@ -120,6 +133,7 @@ class ConditionalRequestMiddleware:
         crawler.signals.connect(mw.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(mw.item_scraped, signal=signals.item_scraped)
         return mw
 
     def spider_opened(self) -> None:
@@ -127,6 +141,8 @@ class ConditionalRequestMiddleware:
             self.state.store.open()
         except StoreError:
             return  # the SQLite pipeline reports it and closes the spider
+        # another spider's validators would make 304s of pages whose items it never stored
+        self.state.scope = getattr(self.crawler.spider, "name", "")
         self.active = True
         self.loop = task.LoopingCall(self._flush_if_due)
         interval = max(0.05, self.state.store.config.batch_seconds / 2)
@@ -170,10 +186,17 @@ class ConditionalRequestMiddleware:
         if stored is None or not stored.trusted:
             return None
         min_age = request.meta.get(MIN_AGE)
+        revalidate = request.meta.get(REVALIDATE) and self.config.revalidate
+        if not (min_age or revalidate):
+            return None
+        if not self.state.backed(stored):
+            # a 304 or a skip would stand for an item row the store no longer holds
+            self.crawler.stats.inc_value(ROW_MISSING)
+            return None
         if min_age and stored.age() < float(min_age):
             self.crawler.stats.inc_value(SKIPPED_RECENT)
             raise FetchedRecently(request.url)
-        if request.meta.get(REVALIDATE) and self.config.revalidate:
+        if revalidate:
             self._add_validators(request, stored)
         return None
 
@@ -218,8 +241,25 @@ class ConditionalRequestMiddleware:
                 run_id=self.state.store.run_id,
             )
         )
+        self._recorded[request] = None
         self._flush_if_due()
         return response
+
+    def item_scraped(self, item: Any, response: Response | Failure) -> None:
+        """Link the recorded fetch of ``response`` to the row its item goes to."""
+        if not self.active or not dataclasses.is_dataclass(item) or isinstance(item, type):
+            return  # the store keeps dataclass items only
+        source = response if isinstance(response, Response) else _failed_response(response)
+        request = getattr(source, "request", None)
+        if request is None or request not in self._recorded:
+            return  # not a response this run recorded (a 304, a timeout, another request's)
+        url = ItemAdapter(item).get("url")
+        link = (item_table(type(item)), url if isinstance(url, str) else None)
+        first = self._recorded[request]
+        if first is not None and first != link:
+            link = (first[0], None)  # several rows from one page: no single row backs a 304
+        self._recorded[request] = link
+        self.state.link(request.url, *link)
 
     def _not_modified(
         self, request: Request, response: Response, stored: FetchRecord, now: str
@@ -236,8 +276,10 @@ class ConditionalRequestMiddleware:
                 trusted=False,
             )
         )
-        origin = request.meta.get("redirect_urls", [request.url])[0]
-        self.state.touch(dict.fromkeys((request.url, origin)), now)
+        if stored.item_table is not None:  # the rows of that table only: never another spider's
+            origin = request.meta.get("redirect_urls", [request.url])[0]
+            urls = (u for u in (stored.item_url, request.url, origin) if u is not None)
+            self.state.touch(stored.item_table, dict.fromkeys(urls), now)
         self.crawler.stats.inc_value(NOT_MODIFIED)
         self._flush_if_due()
         raise NotModified(request.url)
@@ -280,9 +322,17 @@ class ConditionalRequestMiddleware:
         ]
         if any(count for count, _ in counts):
             logger.info("incremental: " + ", ".join(f"{n:,} {text}" for n, text in counts))
+        if missing := int(stats.get_value(ROW_MISSING, 0)):
+            logger.info(f"incremental: {missing:,} known pages fetched in full: stored row gone")
 
     def _loop_failed(self, failure: Failure) -> None:
         logger.error(f"fetch state periodic flush stopped: {failure.getErrorMessage()}")
+
+
+def _failed_response(failure: Failure) -> Response | None:
+    """The response an errback's failure carries (an HTTP error status), if any."""
+    response = getattr(failure.value, "response", None)
+    return response if isinstance(response, Response) else None
 
 
 def _header(response: Response, name: bytes) -> str | None:

@@ -78,6 +78,25 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN failure TEXT;
     """,
+    # 4: fetch state per spider (`scope`) and URL, linked to the item row its fetch stored.
+    # A URL-only row cannot say whose items back it (another spider's 304 may have replaced it):
+    # such rows are dropped, so each spider's next crawl fetches in full once.
+    """
+    DROP TABLE fetch_state;
+    CREATE TABLE fetch_state (
+        scope TEXT NOT NULL,
+        url TEXT NOT NULL,
+        status INTEGER,
+        etag TEXT,
+        last_modified TEXT,
+        content_hash TEXT,
+        fetched_at TEXT,
+        run_id INTEGER,
+        item_table TEXT,
+        item_url TEXT,
+        PRIMARY KEY (scope, url)
+    );
+    """,
 ]
 
 CORE_TABLES = frozenset({"runs", "rejects", "fetch_state", "export_cursors"})
