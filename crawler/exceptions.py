@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapy.exceptions import DropItem
+from scrapy.exceptions import DropItem, IgnoreRequest
 
 
 class RejectItem(DropItem):
@@ -19,3 +19,18 @@ class RejectItem(DropItem):
 
 class ArgumentError(ValueError):
     """A spider argument is unknown, reserved or malformed; the message is one line for users."""
+
+
+class IncrementalSkip(IgnoreRequest):
+    """A request that ended without a page because the stored data is current."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{reason}: {url}")
+        self.url = url
+
+
+class NotModified(IncrementalSkip):
+    """The server answered 304: the stored item rows of this URL are current and marked seen."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "not modified")

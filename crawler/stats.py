@@ -29,9 +29,18 @@ HEALTH_FAILURE = "health/failure"  # why the run failed, one line per kind joine
 ROBOTS_HOSTS = "robots/hosts"
 ROBOTS_HOSTS_UNREACHABLE = "robots/hosts_unreachable"
 ROBOTS_UNREACHABLE_REASON = "robots/unreachable_reason"  # "host: why" of the latest unreachable one
-# requests a recrawl answered without a fetch (ConditionalRequestMiddleware): kept current
-KEPT_CURRENT = ("incremental/not_modified", "incremental/skipped_recent")
 CSV_UNPUBLISHED = "csv/unpublished"  # item tables whose CSV file could not be renamed into place
+# incremental recrawls (crawler.middlewares.conditional)
+NOT_MODIFIED = "incremental/not_modified"
+UNCHANGED = "incremental/unchanged"
+CHANGED = "incremental/changed"
+NEW = "incremental/new"
+SKIPPED_RECENT = "incremental/skipped_recent"
+ROW_MISSING = "incremental/row_missing"  # known URLs fetched in full: their item row is gone
+ROWS_TOUCHED = "incremental/rows_touched"  # item rows marked seen by a 304
+UNSAVED = "incremental/unsaved_states"  # fetch states the store could not take at close
+# requests a recrawl answered without a fetch (ConditionalRequestMiddleware): kept current
+KEPT_CURRENT = (NOT_MODIFIED, SKIPPED_RECENT)
 
 
 @dataclass(frozen=True)

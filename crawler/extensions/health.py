@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.httpobj import urlparse_cached
 
 from crawler import stats as keys
 from crawler.arguments import SCRAPYD_ARGUMENTS
+from crawler.meta import is_own_request
 from crawler.storage import StoreError, store_for
 from crawler.storage.schema import to_json
 
@@ -85,10 +85,8 @@ class HealthMonitor:
         return ext
 
     def response_received(self, response: Response, request: Request) -> None:
-        if request.meta.get("dont_obey_robotstxt") and urlparse_cached(request).path == (
-            "/robots.txt"
-        ):
-            return  # the robots.txt fetch is not one of the spider's requests
+        if is_own_request(request):
+            return  # a component's own request (robots.txt) is not one of the spider's
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value(keys.RESPONSES)

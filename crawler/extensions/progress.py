@@ -24,7 +24,6 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 from crawler import stats as keys
-from crawler.middlewares import conditional
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -145,17 +144,17 @@ class Progress:
 
 
 _RECRAWL = (
-    (conditional.NOT_MODIFIED, "not modified (304)"),
-    (conditional.UNCHANGED, "unchanged"),
-    (conditional.CHANGED, "changed"),
-    (conditional.NEW, "new"),
-    (conditional.SKIPPED_RECENT, "skipped (min_age)"),
+    (keys.NOT_MODIFIED, "not modified (304)"),
+    (keys.UNCHANGED, "unchanged"),
+    (keys.CHANGED, "changed"),
+    (keys.NEW, "new"),
+    (keys.SKIPPED_RECENT, "skipped (min_age)"),
 )
 
 
 def _recrawl_line(values: dict[str, Any]) -> str | None:
     """What an incremental recrawl found, when it found anything known before."""
-    if not any(values.get(key) for key, _ in _RECRAWL if key != conditional.NEW):
+    if not any(values.get(key) for key, _ in _RECRAWL if key != keys.NEW):
         return None  # a first crawl: every page is new, the line would say nothing
     return "  recrawl: " + ", ".join(f"{values.get(key, 0):,} {what}" for key, what in _RECRAWL)
 

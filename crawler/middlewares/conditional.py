@@ -34,12 +34,24 @@ from weakref import WeakKeyDictionary
 
 from itemadapter import ItemAdapter
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet import task
 
+from crawler.exceptions import IncrementalSkip, NotModified
 from crawler.items import item_table
+from crawler.meta import MIN_AGE, REVALIDATE
+from crawler.stats import (
+    CHANGED,
+    NEW,
+    NOT_MODIFIED,
+    ROW_MISSING,
+    ROWS_TOUCHED,
+    SKIPPED_RECENT,
+    UNCHANGED,
+    UNSAVED,
+)
 from crawler.storage import StoreError, store_for
 from crawler.storage.fetchstate import FetchRecord, FetchState
 from crawler.storage.store import utc_now
@@ -54,34 +66,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REVALIDATE = "revalidate"  # request meta: send the stored validators, turn a 304 into NotModified
-MIN_AGE = "min_age"  # request meta: seconds; skip the URL when fetched more recently than that
 _VALIDATED = "_validated_url"  # request meta: the URL whose validators the headers carry
 _VALIDATOR_HEADERS = (b"If-None-Match", b"If-Modified-Since")
-
-NOT_MODIFIED = "incremental/not_modified"
-UNCHANGED = "incremental/unchanged"
-CHANGED = "incremental/changed"
-NEW = "incremental/new"
-SKIPPED_RECENT = "incremental/skipped_recent"
-ROW_MISSING = "incremental/row_missing"  # known URLs fetched in full: their item row is gone
-ROWS_TOUCHED = "incremental/rows_touched"  # item rows marked seen by a 304
-UNSAVED = "incremental/unsaved_states"  # fetch states the store could not take at close
-
-
-class IncrementalSkip(IgnoreRequest):
-    """A request that ended without a page because the stored data is current."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"{reason}: {url}")
-        self.url = url
-
-
-class NotModified(IncrementalSkip):
-    """The server answered 304: the stored item rows of this URL are current and marked seen."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url, "not modified")
 
 
 class FetchedRecently(IncrementalSkip):

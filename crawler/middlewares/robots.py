@@ -41,6 +41,7 @@ from twisted.internet.defer import Deferred
 
 from crawler import defaults
 from crawler import stats as keys
+from crawler.meta import OWN_REQUEST, ROBOTS_REQUEST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
-
-ROBOTS_REQUEST = "robotstxt_request"  # meta key marking our robots.txt downloads
 
 
 class RobotsTxtUnreachable(IgnoreRequest):
@@ -143,7 +142,7 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
             robots = Request(
                 f"{url.scheme}://{netloc}/robots.txt",
                 priority=self.DOWNLOAD_PRIORITY,
-                meta={"dont_obey_robotstxt": True, ROBOTS_REQUEST: True},
+                meta={"dont_obey_robotstxt": True, ROBOTS_REQUEST: True, OWN_REQUEST: True},
                 callback=NO_CALLBACK,
             )
             assert self.crawler.engine is not None

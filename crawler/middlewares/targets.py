@@ -34,6 +34,7 @@ from scrapy import signals
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.reactor import is_reactor_installed
 
+from crawler.meta import SEED
 from crawler.safety.named import LIVE, NamedTargets
 from crawler.safety.resolver import SafeResolver, resolve
 from crawler.safety.targets import (
@@ -53,7 +54,6 @@ logger = logging.getLogger(__name__)
 
 BLOCKED_PRIVATE = "safety/blocked_private"
 BLOCKED_SCHEME = "safety/blocked_scheme"
-SEED_META = "seed"
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HINT = "set SAFETY_ALLOW_PRIVATE_TARGETS=True to allow private targets"
@@ -174,7 +174,7 @@ class PrivateTargetMiddleware:
 
 def _is_seed(request: Request) -> bool:
     """A request the spider made for a seed; a redirect from it carries its meta but is not."""
-    return request.meta.get(SEED_META) is True and "redirect_urls" not in request.meta
+    return request.meta.get(SEED) is True and "redirect_urls" not in request.meta
 
 
 def _hostname(url: str) -> str | None:

@@ -10,7 +10,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from crawler import stats as keys
 from crawler.arguments import Arg, parse_arguments
 from crawler.durations import parse_duration
-from crawler.middlewares.conditional import MIN_AGE, REVALIDATE
+from crawler.meta import MIN_AGE, REVALIDATE
 from crawler.rendering.config import render_mode
 from crawler.seeds import BadSeed, Seed, Shard, read_seed_file
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import scrapy
 
 from crawler.arguments import Arg
-from crawler.exceptions import ArgumentError
-from crawler.middlewares.conditional import IncrementalSkip
+from crawler.exceptions import ArgumentError, IncrementalSkip
+from crawler.meta import SEED
 from crawler.pageinfo import error_item, page_item
 from crawler.safety.targets import seed_url
 from crawler.seeds import readable_file, shard
@@ -56,7 +56,7 @@ class PagesSpider(BaseSpider):
                 errback=self.on_error,
                 cb_kwargs={"seed": seed.url},
                 # seed: the user named this target (PrivateTargetMiddleware)
-                meta={"seed": True, **self.leaf_meta()},
+                meta={SEED: True, **self.leaf_meta()},
                 dont_filter=True,
             )
 

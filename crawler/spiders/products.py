@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import scrapy
 
 from crawler.arguments import Arg, positive_int
-from crawler.exceptions import ArgumentError
+from crawler.exceptions import ArgumentError, IncrementalSkip
 from crawler.items import ProductItem
-from crawler.middlewares.conditional import IncrementalSkip
+from crawler.meta import SEED
 from crawler.pageinfo import fetched_with
 from crawler.safety.targets import seed_url
 from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
@@ -66,7 +66,7 @@ class ProductsSpider(BaseSpider):
         yield scrapy.Request(
             self.arguments["start_url"],
             errback=self.on_error,
-            meta={"seed": True, "render_click": self.load_more},
+            meta={SEED: True, "render_click": self.load_more},
         )
 
     def parse(self, response: Response) -> Iterator[scrapy.Request]:

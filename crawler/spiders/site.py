@@ -14,6 +14,7 @@ from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
 from crawler.arguments import Arg, boolean, non_negative_int, positive_int, regex
 from crawler.exceptions import ArgumentError
+from crawler.meta import SEED
 from crawler.pageinfo import error_item, page_item
 from crawler.safety.targets import seed_url
 from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
@@ -87,7 +88,7 @@ class SiteSpider(BaseSpider):
         # a page whose links are not followed may be revalidated or skipped (min_age)
         meta = self.leaf_meta() if depth >= self.arguments["depth"] else {}
         if seed:
-            meta["seed"] = True  # named by the user (PrivateTargetMiddleware)
+            meta[SEED] = True  # named by the user (PrivateTargetMiddleware)
         return scrapy.Request(
             url,
             callback=self.parse,

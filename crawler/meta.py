@@ -1,0 +1,28 @@
+"""Request meta keys that the project's spiders and components share, and who made a request.
+
+A spider sets ``SEED`` on the requests for URLs the user named, and ``REVALIDATE`` / ``MIN_AGE``
+for incremental recrawls; components set the others on requests they make or mark. Each key is
+read by the component named beside it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scrapy import Request
+
+# Set by spiders
+SEED = "seed"  # True: a URL the user named; may reach a private address (PrivateTargetMiddleware)
+REVALIDATE = "revalidate"  # send stored validators; a 304 becomes NotModified (conditional)
+MIN_AGE = "min_age"  # seconds: skip the URL when fetched more recently (conditional)
+
+# Set by components
+OWN_REQUEST = "crawler_own_request"  # a request a component made itself, not the spider's
+ROBOTS_REQUEST = "robotstxt_request"  # our robots.txt downloads (RobotsTxtMiddleware)
+PROBE = "circuit_probe"  # the one request sent to a half-open circuit (CircuitBreakerMiddleware)
+
+
+def is_own_request(request: Request) -> bool:
+    """Did a component make ``request`` for itself (a robots.txt download), not the spider?"""
+    return bool(request.meta.get(OWN_REQUEST))
