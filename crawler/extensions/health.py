@@ -49,11 +49,7 @@ def find_baseline(
 ) -> keys.Baseline | None:
     """The latest successful run of ``spider`` with the same arguments, before ``run_id``."""
     wanted = comparable(getattr(spider, "arguments", {}))
-    rows = store.conn.execute(
-        "SELECT id, arguments, stats, items FROM runs WHERE spider = ? AND exit_status = 0"
-        " AND finished_at IS NOT NULL AND id < ? ORDER BY id DESC LIMIT ?",
-        (spider.name, run_id if run_id is not None else 2**62, BASELINE_CANDIDATES),
-    ).fetchall()
+    rows = store.successful_runs(spider.name, run_id, BASELINE_CANDIDATES)
     for row in rows:
         if comparable(json.loads(row["arguments"] or "{}")) != wanted:
             continue

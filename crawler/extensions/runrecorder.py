@@ -12,7 +12,6 @@ failed, and the final stats.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -24,7 +23,6 @@ from crawler import stats as keys
 from crawler.exceptions import RejectItem
 from crawler.safety.secrets import Redactor, arguments_secrets, masked, settings_secrets
 from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
-from crawler.storage.schema import transaction
 from crawler.storage.store import UNSAVED_ITEMS
 
 if TYPE_CHECKING:
@@ -128,21 +126,10 @@ class RunRecorder:
                 counts=keys.run_counts(values),
                 exit_status=verdict.exit_status,
                 stats=self.redactor.redact_values(values),
+                failure=self.redactor(verdict.failure) if verdict.failure else None,
             )
-            self._record_failure(verdict.failure)
         except StoreError as exc:
             logger.error(f"SQLite store: run {self.run_id} not finalised: {exc}")
-
-    def _record_failure(self, failure: str | None) -> None:
-        if failure is None:
-            return
-        conn = self.store.conn
-        try:
-            with transaction(conn):
-                failure = self.redactor(failure)
-                conn.execute("UPDATE runs SET failure = ? WHERE id = ?", (failure, self.run_id))
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.store.config.path}: {exc}") from exc
 
     def _stats(self) -> StatsCollector:
         return self.crawler.stats

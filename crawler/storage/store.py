@@ -451,18 +451,31 @@ class Store:
         counts: RunCounts,
         exit_status: int,
         stats: Mapping[str, Any],
+        failure: str | None = None,
     ) -> None:
-        values = (utc_now(), reason, *counts.as_dict().values(), exit_status, to_json(stats))
+        """Close the run's row: finish time and reason, counts, verdict, why it failed, stats."""
+        values = (
+            utc_now(), reason, *counts.as_dict().values(), exit_status, failure, to_json(stats)
+        )  # fmt: skip
         try:
             with transaction(self.conn):
                 self.conn.execute(
                     "UPDATE runs SET finished_at = ?, finish_reason = ?, pages = ?, items = ?,"
-                    " rejects = ?, duplicates = ?, errors = ?, exit_status = ?, stats = ?"
-                    " WHERE id = ?",
+                    " rejects = ?, duplicates = ?, errors = ?, exit_status = ?,"
+                    " failure = COALESCE(?, failure), stats = ? WHERE id = ?",
                     (*values, run_id),
                 )
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+
+    def successful_runs(self, spider: str, before: int | None, limit: int) -> list[sqlite3.Row]:
+        """The latest finished runs of ``spider`` that exited 0, before run ``before``, newest
+        first (``id``, ``arguments``, ``stats``, ``items``, JSON undecoded)."""
+        return self.conn.execute(
+            "SELECT id, arguments, stats, items FROM runs WHERE spider = ? AND exit_status = 0"
+            " AND finished_at IS NOT NULL AND id < ? ORDER BY id DESC LIMIT ?",
+            (spider, before if before is not None else 2**62, limit),
+        ).fetchall()
 
     # --- reads ------------------------------------------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
