@@ -101,6 +101,12 @@ class Command(ScrapyCrawlCommand):
 
     def _exit_status(self, crawler: Crawler, reasons: list[str]) -> int:
         assert self.crawler_process is not None
-        if self.crawler_process.bootstrap_failed or not reasons or crawler.stats is None:
-            return EXIT_FAILED
-        return recorded_verdict(crawler.stats.get_stats(), reasons[0]).exit_status
+        return exit_status(crawler, reasons, bootstrap_failed=self.crawler_process.bootstrap_failed)
+
+
+def exit_status(crawler: Crawler, reasons: list[str], *, bootstrap_failed: bool) -> int:
+    """The crawl's exit status: 1 when it could not start or never closed, else the verdict
+    recorded by the health monitor (``crawler.stats.recorded_verdict``)."""
+    if bootstrap_failed or not reasons or crawler.stats is None:
+        return EXIT_FAILED
+    return recorded_verdict(crawler.stats.get_stats(), reasons[0]).exit_status
