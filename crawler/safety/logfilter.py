@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from scrapy import signals
+
 from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 
 if TYPE_CHECKING:
@@ -47,12 +49,20 @@ class SecretLogFilter:
 
     def __init__(self, log_filter: RedactingFilter) -> None:
         self.log_filter = log_filter
-        for handler in logging.root.handlers:
+        self.handlers = list(logging.root.handlers)
+        for handler in self.handlers:
             handler.addFilter(log_filter)
+
+    def engine_stopped(self) -> None:
+        """The crawl is over: its filter leaves the handlers (a process may run many crawls)."""
+        for handler in self.handlers:
+            handler.removeFilter(self.log_filter)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SecretLogFilter:
         secrets = settings_secrets(crawler.settings)
         # Scrapy creates the spider before the extensions: its parsed arguments are known here
         secrets |= arguments_secrets(getattr(crawler.spider, "arguments", None) or {})
-        return cls(RedactingFilter(Redactor(secrets)))
+        ext = cls(RedactingFilter(Redactor(secrets)))
+        crawler.signals.connect(ext.engine_stopped, signal=signals.engine_stopped)
+        return ext
