@@ -105,6 +105,8 @@ CIRCUIT_ENABLED = True  # a host that stops answering is left alone for a while 
 CIRCUIT_FAILURES = 5  # connection failures/timeouts in a row that open a host's circuit
 CIRCUIT_COOLDOWN = 30.0  # seconds before one probe request; doubles while the host stays down
 CIRCUIT_MAX_COOLDOWN = 600.0  # longest cool-down between probes
+# seconds a host's requests wait for its circuit to close before they fail; 0: fail at once
+CIRCUIT_MAX_HOLD = 600.0
 COMPRESSION_STRICT = True  # a truncated gzip/deflate/br/zstd body is data loss, not a page
 RESERVEDNAMES_ENABLED = True  # hosts under these names fail at once, without a DNS query
 RESERVEDNAMES_SUFFIXES = ["invalid", "onion"]  # RFC 6761 / RFC 7686 names that never resolve

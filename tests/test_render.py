@@ -7,10 +7,14 @@ Chromium (`make test` installs it).
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +202,10 @@ def test_memory_keeps_http_first_for_mixed_patterns() -> None:
     memory = FetcherMemory(learn_after=3, recheck_every=20)
     for n in range(1, 101):
         memory.record("mixed/*", BROWSER_NEEDED if n % 10 == 0 else HTTP_OK)
-    assert not memory.go_direct("mixed/*") and not memory.escalation_useless("mixed/*")
+    assert not memory.go_direct("mixed/*")
     for _ in range(3):
         memory.record("useless/*", BROWSER_USELESS)
-    assert memory.escalation_useless("useless/*") and not memory.go_direct("useless/*")
+    assert not memory.go_direct("useless/*")
 
 
 def test_context_rotation_and_page_reuse() -> None:
@@ -284,6 +288,30 @@ def test_middleware_auto_escalates_and_learns() -> None:
     assert stats.get_value("render/escalated/framework_shell") == 2
     assert stats.get_value("render/direct_browser") == 2
     assert stats.get_value("render/http_only") == 1
+
+
+def test_middleware_escalates_every_page_that_looks_empty() -> None:
+    """Rendering ``host/*`` pages did not help 20 times: a shell of that pattern still goes."""
+    mw = middleware(RENDER_MODE="auto", RENDER_LEARN_AFTER=2)
+    short = "<h1>Static</h1><script src='/site.js'></script>"
+    for n in range(20):
+        request = Request(f"http://s.test/s{n}.html")
+        mw.process_request(request)
+        escalated = mw.process_response(request, http_response(request, short))
+        assert isinstance(escalated, Request)
+        same = HtmlResponse(escalated.url, body=short.encode(), flags=["playwright"])
+        mw.process_response(escalated, same.replace(request=escalated))
+    app = Request("http://s.test/app3.html")
+    mw.process_request(app)
+    assert "playwright" not in app.meta
+    shell = "<div id='app'></div><script>fill()</script>"
+    escalated = mw.process_response(app, http_response(app, shell))
+    assert isinstance(escalated, Request) and escalated.meta["playwright"] is True
+    stats = mw.crawler.stats
+    assert stats is not None
+    assert (stats.get_value("render/escalated"), stats.get_value("render/browser_useless")) == (
+        21, 20
+    )  # fmt: skip
 
 
 def test_fetched_with() -> None:
@@ -512,3 +540,86 @@ def test_missing_browser_is_a_one_line_error(demo_site: DemoSite, run_crawl: Any
     )  # fmt: skip
     assert result.returncode != 0
     assert re.search(r"rendering needs Chromium.*apt-get install chromium", result.stderr)
+
+
+class MixedSite:
+    """90 short static pages (``/s12.html``: a few words and a site script) and 10 pages whose
+    content a script writes (``/app3.html``), all of one path pattern (``host/*``)."""
+
+    STATIC, APPS = 90, 10
+
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.static = [f"{self.base}/s{n}.html" for n in range(self.STATIC)]
+        self.apps = [f"{self.base}/app{n}.html" for n in range(self.APPS)]
+
+    @staticmethod
+    def page(path: str) -> bytes | None:
+        if path == "/site.js":
+            return b"/* analytics */"
+        if match := re.fullmatch(r"/s(\d+)\.html", path):
+            head = f"<title>s{match[1]}</title><script src='/site.js'></script>"
+            body = f"<h1>Static page {match[1]}</h1><p>Nothing more.</p>"
+        elif match := re.fullmatch(r"/app(\d+)\.html", path):
+            text = json.dumps(f"<h1>App page {match[1]}</h1><p>{WORDS}</p>")
+            head = f"<title>app{match[1]}</title>"
+            body = f"<div id='app'></div><script>app.innerHTML = {text};</script>"
+        else:
+            return None
+        return f"<html><head>{head}</head><body>{body}</body></html>".encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        page = self.page
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = page(self.path)
+                self.send_response(404 if body is None else 200)
+                kind = "application/javascript" if self.path.endswith(".js") else "text/html"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> MixedSite:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def mixed_site() -> Iterator[MixedSite]:
+    with MixedSite() as site:
+        yield site
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_render_auto_renders_every_js_page_of_a_mixed_pattern(
+    chromium: None, mixed_site: MixedSite, tmp_path: Path, crawl_in: Any, seed: int
+) -> None:
+    """U5: what ``auto`` learnt about ``host/*`` from the static pages never keeps a JS page
+    from being rendered, whatever order the pages come in."""
+    urls = mixed_site.static + mixed_site.apps
+    random.Random(seed).shuffle(urls)
+    (tmp_path / "urls.txt").write_text("\n".join(urls), encoding="utf-8")
+    result = crawl_in(
+        tmp_path, "pages", "-a", f"urls={tmp_path / 'urls.txt'}", "-a", "render=auto",
+        "-s", "CONCURRENT_REQUESTS=8", "-s", "RENDER_WAIT_TIMEOUT=0.3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["url"]: r for r in result.rows("SELECT url, status, h1, fetched_with FROM pages")}
+    assert len(rows) == 100 and {r["status"] for r in rows.values()} == {200}
+    apps = {url: (rows[url]["fetched_with"], rows[url]["h1"]) for url in mixed_site.apps}
+    assert apps == {url: ("browser", f"App page {n}") for n, url in enumerate(mixed_site.apps)}
+    assert all(rows[url]["h1"].startswith("Static page") for url in mixed_site.static)

@@ -7,9 +7,10 @@ For each request, the first rule that applies wins:
 3. URLs of files that are not web pages (robots.txt, sitemaps, images, PDFs…): HTTP.
 4. ``RENDER_MODE`` (``-a render=…``): ``never`` HTTP, ``always`` browser, ``auto``:
    fetch over HTTP, and fetch again in the browser when the detector says the page needs
-   JavaScript (``render/escalated``); per host and path pattern it learns which pages need it,
-   so later ones go straight to the browser (``render/direct_browser``) or stay on HTTP
-   (``render/http_only``).
+   JavaScript (``render/escalated``), else keep it (``render/http_only``). The detector judges
+   every page fetched over HTTP: one pattern can mix static pages and JavaScript ones. What is
+   learnt per host and path pattern only saves HTTP fetches: a pattern whose pages needed the
+   browser sends later ones straight to it (``render/direct_browser``).
 
 ``meta["render_wait_for"]`` (or ``RENDER_WAIT_FOR``) is a CSS selector that marks a complete
 page: the browser waits for it and ``auto`` renders pages that lack it. ``meta["render_click"]``
@@ -112,9 +113,7 @@ class RenderMiddleware:
                 self.memory.record(pattern, HTTP_OK)
             self._count("http_only")
             return response
-        if self.memory.escalation_useless(pattern):
-            self._count("not_escalated")
-            return response
+        # Never skipped for what other pages of the pattern taught: this page looks empty.
         return self._escalate(request, response, reason)
 
     def _escalate(self, request: Request, response: Response, reason: str) -> Request:

@@ -1,10 +1,13 @@
-"""What ``auto`` has learnt per host and path pattern: plain HTTP, or straight to the browser.
+"""What ``auto`` has learnt per host and path pattern: may its pages go straight to the browser?
 
 ``/products/123`` and ``/products/456`` are one pattern (``host/products/*``): digits and the
 last segment of a path with two or more segments are wildcards. A pattern whose pages needed the
 browser (at least ``learn_after`` of them, and 90%) sends later pages straight to the browser,
-except every ``recheck_every``-th one, which tries HTTP again in case the site changed. A
-pattern where rendering did not help either stops escalating.
+except every ``recheck_every``-th one, which tries HTTP again in case the site changed.
+
+Learning only ever saves an HTTP fetch: it never keeps a page fetched over HTTP from the
+detector, because one pattern (``host/*`` for ``/s12.html`` and ``/app3.html``) can mix static
+pages with pages a script fills.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def url_pattern(url: str) -> str:
 class PatternCounts:
     http_ok: int = 0  # HTTP was enough
     browser_needed: int = 0  # HTTP was not, the browser was
-    browser_useless: int = 0  # neither was
+    browser_useless: int = 0  # neither was (counts against going straight to the browser)
     direct: int = 0  # requests sent straight to the browser
 
     @property
@@ -62,11 +65,6 @@ class FetcherMemory:
             return False
         counts.direct += 1
         return not (self.recheck_every and counts.direct % self.recheck_every == 0)
-
-    def escalation_useless(self, pattern: str) -> bool:
-        """Has rendering this pattern's pages failed to help, again and again?"""
-        counts = self.patterns.get(pattern)
-        return counts is not None and self._trusted(counts, counts.browser_useless)
 
     def record(self, pattern: str, outcome: str) -> None:
         counts = self.patterns.setdefault(pattern, PatternCounts())
