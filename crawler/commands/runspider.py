@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.commands.runspider import Command as ScrapyRunSpiderCommand
 
+from crawler.exitcodes import EXIT_FAILED
 from crawler.stats import recorded_verdict
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
-EXIT_FAILED = 1
 
 
 class Command(ScrapyRunSpiderCommand):
