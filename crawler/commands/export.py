@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from crawler.export.columns import Column
 
 
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM: unwind, so the temporary file is removed
 
