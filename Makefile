@@ -39,9 +39,11 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
 	fi
 
-## test: the whole suite (real crawls on 127.0.0.1), then ruff and mypy
+## test: the whole suite (real crawls on 127.0.0.1) on TEST_WORKERS processes, then ruff and mypy
+# Most of the suite waits on sockets, timers and a browser: 3 workers keep 2 cores busy.
+TEST_WORKERS ?= 3
 test: $(DEV_STAMP) system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 	$(MAKE) --no-print-directory lint
 
 ## bench: our crawler against Pool+urlopen, threads+requests, grequests, aiohttp and stock Scrapy

@@ -10,7 +10,25 @@ from typing import Any
 import pytest
 
 from crawler.demo.server import DemoSite
+from tests import reactor
 from tests.support import run_crawl_in
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    reactor.install()  # the asyncio reactor, before any test module imports the reactor
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Tests marked ``reactor_thread`` run in the reactor's thread, where its event loop runs
+    (components that start timers or tasks when built); pytest waits for them."""
+    if pyfuncitem.get_closest_marker("reactor_thread") is None:
+        return None
+    if getattr(pyfuncitem.obj, "in_reactor", False):
+        return None  # an async test of its own (tests.reactor.in_reactor)
+    names = pyfuncitem._fixtureinfo.argnames
+    reactor.call(pyfuncitem.obj, **{name: pyfuncitem.funcargs[name] for name in names})
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -140,15 +140,32 @@ def scrapy_env() -> dict[str, str]:
 
 
 def run_crawl_in(
-    workdir: Path, spider: str, *args: str, profile: str = "fast", timeout: float = 150
+    workdir: Path,
+    spider: str,
+    *args: str,
+    profile: str = "fast",
+    timeout: float = 150,
+    subprocess: bool = False,
 ) -> CrawlResult:
-    """Run `scrapy crawl SPIDER ARGS…` in a subprocess with the store and CSV under workdir."""
+    """`scrapy crawl SPIDER ARGS…` with the store and CSV under workdir.
+
+    In this process by default (``tests.inprocess``: the command's own checks and exit-status
+    rule, the crawl on the session's reactor); in a ``python -m scrapy`` subprocess with
+    ``subprocess=True``, for tests of what only a process shows (signals, the terminal, the
+    exit status of ``scrapy`` itself).
+    """
     db, out = workdir / "crawler.sqlite", workdir / "out"
-    command = [
-        sys.executable, "-m", "scrapy", "crawl", spider, *args,
+    argv = [
+        spider, *args,
         "-s", f"SQLITE_PATH={db}", "-s", f"CSV_EXPORT_DIR={out}",
         "-s", f"CRAWL_PROFILE={profile}",
     ]  # fmt: skip
+    if not subprocess:
+        from tests.inprocess import crawl_in_process
+
+        status, stdout, stderr = crawl_in_process(workdir, argv)
+        return CrawlResult(status, stdout, stderr, db, out)
+    command = [sys.executable, "-m", "scrapy", "crawl", *argv]
     done = run_contained(command, cwd=workdir, env=scrapy_env(), timeout=timeout)
     return CrawlResult(done.returncode, done.stdout, done.stderr, db, out)
 

@@ -19,9 +19,15 @@ from crawler.stats import (
     HealthPolicy,
     judge,
 )
-from tests.support import CrawlResult, run_contained, scrapy_env
+from tests.support import CrawlResult, run_contained, run_crawl_in, scrapy_env
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def run_crawl(tmp_path: Path) -> Any:
+    """`scrapy crawl` in a subprocess: the exit status of the process is what these tests check."""
+    return lambda spider, *args, **kw: run_crawl_in(tmp_path, spider, *args, subprocess=True, **kw)
 
 
 def last_run(result: CrawlResult) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from tests.faultserver import FaultServer
-from tests.support import CrawlResult, scrapy_env
+from tests.support import CrawlResult, run_crawl_in, scrapy_env
 
 MiB = 1024 * 1024
 # Seconds: a request leaves the crawler on time but reaches the server a little later or earlier
@@ -42,11 +42,13 @@ def crawl(
     profile: str = "fast",
     args: tuple[str, ...] = (),
     timeout: float = 70,
+    rss: bool = False,
 ) -> tuple[CrawlResult, int]:
-    """`scrapy crawl` in a subprocess; the result and the crawl's peak RSS in bytes.
+    """`scrapy crawl`; the result and the crawl's peak RSS in bytes.
 
-    The crawl is killed after ``timeout`` seconds (keep it below the test's own timeout, which
-    would end pytest without killing the crawl).
+    In this process (peak 0) unless ``rss``: then in a subprocess whose memory is watched, killed
+    after ``timeout`` seconds (keep it below the test's own timeout, which would end pytest
+    without killing the crawl).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     db, out = workdir / "crawler.sqlite", workdir / "out"
@@ -57,6 +59,9 @@ def crawl(
     else:
         arguments = [arg for url in urls for arg in ("-a", f"start_url={url}")]
     arguments += [part for value in args for part in ("-a", value)]
+    if not rss:
+        options = [part for value in settings for part in ("-s", value)]
+        return run_crawl_in(workdir, spider, *arguments, *options, profile=profile), 0
     command = [
         sys.executable, "-m", "scrapy", "crawl", spider, *arguments,
         "-s", f"SQLITE_PATH={db}", "-s", f"CSV_EXPORT_DIR={out}", "-s", f"CRAWL_PROFILE={profile}",
@@ -264,7 +269,7 @@ def test_n10_infinite_url_space(faults: FaultServer, tmp_path: Path) -> None:
         faults.url("/a/"),  # /a/a/a/…
         faults.url("/long?n=0"),  # links of 10 KB
     ]
-    result, peak = crawl(tmp_path, starts, spider="site")  # depth 3 by default
+    result, peak = crawl(tmp_path, starts, spider="site", rss=True)  # depth 3 by default
     stats = assert_finished(result)
     urls = [row["url"] for row in result.rows("SELECT url FROM pages")]
     assert sum("/calendar" in u for u in urls) == 7  # d = -3 … 3
@@ -276,8 +281,9 @@ def test_n10_infinite_url_space(faults: FaultServer, tmp_path: Path) -> None:
 
     # without a depth limit, the page budget stops it
     result, peak = crawl(
-        tmp_path / "deep", starts[:1], spider="site", args=("depth=100000", "max_pages=60")
-    )
+        tmp_path / "deep", starts[:1], spider="site", args=("depth=100000", "max_pages=60"),
+        rss=True,
+    )  # fmt: skip
     stats = assert_finished(result)
     assert 55 <= stats["item_scraped_count"] <= 60
     assert stats["site/max_pages_skipped"] >= 1
@@ -288,7 +294,7 @@ def test_n10_infinite_url_space(faults: FaultServer, tmp_path: Path) -> None:
 def test_n11_oversized_bodies(faults: FaultServer, tmp_path: Path) -> None:
     advertised, endless = faults.url("/advertised?case=n11"), faults.url("/endless?case=n11")
     other = faults.url("/page?case=n11")
-    result, peak = crawl(tmp_path, [advertised, endless, other], "RETRY_TIMES=0")
+    result, peak = crawl(tmp_path, [advertised, endless, other], "RETRY_TIMES=0", rss=True)
     assert_finished(result)
     rows = pages(result)
     for url in (advertised, endless):
@@ -303,7 +309,7 @@ def test_n12_decompression_bombs(faults: FaultServer, tmp_path: Path) -> None:
     encodings = ("gzip", "deflate", "br", "zstd", "nested")
     bombs = [faults.url(f"/bomb?enc={enc}&case=n12") for enc in encodings]
     other = faults.url("/page?case=n12")
-    result, peak = crawl(tmp_path, [*bombs, other], "RETRY_TIMES=0")
+    result, peak = crawl(tmp_path, [*bombs, other], "RETRY_TIMES=0", rss=True)
     stats = assert_finished(result)
     rows = pages(result)
     for url in bombs:
@@ -361,7 +367,7 @@ def test_n15_hostile_html_and_xml(faults: FaultServer, tmp_path: Path) -> None:
     kinds = ("deep", "text", "links&n=1000000")
     hostile = [faults.url(f"/hostile?kind={kind}") for kind in kinds]
     started = time.monotonic()
-    result, peak = crawl(tmp_path, hostile, timeout=100)
+    result, peak = crawl(tmp_path, hostile, timeout=100, rss=True)
     assert_finished(result)
     assert time.monotonic() - started < 100
     rows = {kind: pages(result)[url] for kind, url in zip(kinds, hostile, strict=True)}
@@ -381,6 +387,7 @@ def test_n15_hostile_html_and_xml(faults: FaultServer, tmp_path: Path) -> None:
         [faults.url("/page?case=n15")],
         spider="site",
         args=("sitemap=true", "depth=0"),
+        rss=True,
     )
     assert_finished(result)
     assert time.monotonic() - started < 60

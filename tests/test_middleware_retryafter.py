@@ -8,12 +8,12 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-import pytest_twisted
 from scrapy import Request, Spider
 from scrapy.core.downloader import Slot
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.settings import Settings
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.test import get_crawler
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -23,8 +23,12 @@ from crawler.middlewares.retryafter import (
     RetryAfterMiddleware,
     parse_retry_after,
 )
+from tests.reactor import in_reactor
 
 pytestmark = pytest.mark.timeout(30)
+
+# the middleware's downloader slots start Scrapy's slot timers: built where the event loop runs
+pytestmark = pytest.mark.reactor_thread
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -140,14 +144,14 @@ def test_autothrottle_keeps_the_backoff_as_a_floor_only() -> None:
     assert slot.delay == 1.0  # backoff 2 -> 1: the floor
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_hold_releases_the_slot_and_requests_without_a_slot_wait() -> None:
     mw, slot, _ = make()
     pauses = mw.pauses
     pauses.clock = time.monotonic
     pauses.pause("a.test", 0.3)
     assert slot.latercall is not None
-    await deferLater(reactor, 0.5, lambda: None)
+    await maybe_deferred_to_future(deferLater(reactor, 0.5, lambda: None))
     assert slot.latercall is None  # released
     pauses.pause("b.test", 0.4)  # a host without a slot: process_request itself waits
     started = time.monotonic()

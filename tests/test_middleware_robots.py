@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import pytest_twisted
 from scrapy import Request, Spider
 from scrapy.exceptions import DownloadTimeoutError, IgnoreRequest, StopDownload
 from scrapy.http import Response, TextResponse
@@ -19,6 +18,7 @@ from crawler.middlewares.robots import (
     cut_to_size,
 )
 from crawler.stats import ROBOTS_HOSTS, ROBOTS_HOSTS_UNREACHABLE, ROBOTS_UNREACHABLE_REASON
+from tests.reactor import in_reactor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -78,7 +78,7 @@ def test_cut_to_size() -> None:
     assert cut_to_size(b"abcdef", 3) == b""
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_rules_apply_and_the_robots_request_is_marked() -> None:
     mw, fetch = make(robots(body=b"User-agent: *\nDisallow: /private\n"))
     assert await allowed(mw, "/public")
@@ -87,7 +87,7 @@ async def test_rules_apply_and_the_robots_request_is_marked() -> None:
     assert request.meta[ROBOTS_REQUEST] and request.meta["dont_obey_robotstxt"]
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_4xx_allows_everything() -> None:
     mw, _ = make(robots(404, b"User-agent: *\nDisallow: /\n"))
     assert await allowed(mw, "/anything")
@@ -102,7 +102,7 @@ async def test_4xx_allows_everything() -> None:
         (DownloadTimeoutError("took longer than 1 s"), "DownloadTimeoutError: took longer"),
     ],
 )
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_unreachable_disallows_the_host_until_it_answers(
     answer: Response | Exception, reason: str
 ) -> None:
@@ -119,7 +119,7 @@ async def test_unreachable_disallows_the_host_until_it_answers(
     assert stats.get_value("robots/unreachable_forbidden") == 2
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_hosts_whose_robots_txt_is_unreachable_are_counted() -> None:
     """The health monitor fails a run whose every host stayed unreachable (U7)."""
     mw, _ = make(robots(503), robots(404), robots(body=b"User-agent: *\n"))
@@ -134,13 +134,13 @@ async def test_hosts_whose_robots_txt_is_unreachable_are_counted() -> None:
     assert (stats.get_value(ROBOTS_HOSTS), stats.get_value(ROBOTS_HOSTS_UNREACHABLE)) == (2, 0)
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_ignored_robots_request_means_no_rules() -> None:
     mw, _ = make(IgnoreRequest("max redirections reached"))
     assert await allowed(mw, "/page")
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_only_the_first_max_size_bytes_are_read() -> None:
     body = b"User-agent: *\nDisallow: /early\n" + b"# pad\n" * 100 + b"Disallow: /late\n"
     mw, _ = make(robots(body=body), ROBOTSTXT_MAX_SIZE=200)
@@ -161,7 +161,7 @@ def test_the_download_stops_after_max_size() -> None:
     assert stopped.value.fail is False  # keep the bytes that came
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_crawl_delay_is_a_floor_on_the_host_slot() -> None:
     mw, _ = make(robots(body=b"User-agent: *\nCrawl-delay: 4\n"), DOWNLOAD_DELAY=1)
     downloader = mw.crawler.engine.downloader
@@ -175,7 +175,7 @@ async def test_crawl_delay_is_a_floor_on_the_host_slot() -> None:
     assert mw.crawler.stats.get_value("robots/crawl_delay") == 4.0
 
 
-@pytest_twisted.ensureDeferred
+@in_reactor
 async def test_crawl_delay_is_capped() -> None:
     mw, _ = make(robots(body=b"User-agent: *\nCrawl-delay: 3600\n"), ROBOTSTXT_MAX_CRAWL_DELAY=30)
     assert await allowed(mw, "/page")

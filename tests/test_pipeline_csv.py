@@ -323,9 +323,16 @@ def test_write_error_closes_the_spider(tmp_path: Path, caplog: pytest.LogCapture
     pipe.crawler.engine = engine = Engine([])  # type: ignore[assignment]
     pipe.process_item(product())
     pipe.outputs[ProductItem].writer = FullDisk()
-    with caplog.at_level(logging.ERROR, logger="crawler"):
-        assert pipe.process_item(product(sku="B2")) is not None  # the item goes on to others
-        pipe.process_item(product(sku="C3"))
+    loop = asyncio.new_event_loop()  # the engine's close is scheduled on the event loop
+    asyncio.set_event_loop(loop)
+    try:
+        with caplog.at_level(logging.ERROR, logger="crawler"):
+            assert pipe.process_item(product(sku="B2")) is not None  # the item goes on to others
+            pipe.process_item(product(sku="C3"))
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     pipe.close_spider()
     assert engine.reasons == ["csv_error"]
     assert [r.getMessage() for r in caplog.records] == [

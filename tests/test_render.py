@@ -52,6 +52,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 # ---------------------------------------------------------------- configuration and discovery
 
+# one browser at a time: with parallel test workers, the browser tests share one worker
+pytestmark = pytest.mark.xdist_group("browser")
+
 
 def test_render_mode_argument() -> None:
     assert [render_mode(t) for t in ("never", " Always", "AUTO")] == ["never", "always", "auto"]

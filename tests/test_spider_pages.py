@@ -100,7 +100,9 @@ def test_shards_in_parallel_processes_fetch_every_url_once(
     with ThreadPoolExecutor(2) as pool:
         runs = list(
             pool.map(
-                lambda part: run_crawl("pages", "-a", f"urls={listed}", "-a", f"shard={part}/2"),
+                lambda part: run_crawl(
+                    "pages", "-a", f"urls={listed}", "-a", f"shard={part}/2", subprocess=True
+                ),
                 (0, 1),
             )
         )

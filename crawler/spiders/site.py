@@ -111,7 +111,7 @@ class SiteSpider(BaseSpider):
                 yield request
 
     def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
-        sitemaps = list(sitemap_urls_from_robots(response.text, base_url=response.url))
+        sitemaps = list(sitemap_urls_from_robots(response.body, base_url=response.url))
         if not sitemaps:
             sitemaps = [response.urljoin("/sitemap.xml")]
         for url in sitemaps:
