@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 
-
 class Command(ScrapyRunSpiderCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         self._spider_crawler: Crawler | None = None
