@@ -45,6 +45,16 @@ class CrawlResult:
             return list(csv.DictReader(handle))
 
 
+class Clock:
+    """A fake ``time.monotonic`` for components that take a clock: tests move ``now`` by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 # looked up once here: the child of a fork may only call what is already resolved
 _PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
 _PR_SET_PDEATHSIG = 1

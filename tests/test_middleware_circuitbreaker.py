@@ -35,16 +35,9 @@ from crawler.middlewares.circuitbreaker import (
     HostUnavailableError,
 )
 from tests.faultserver import FaultServer
+from tests.support import Clock
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(**settings: Any) -> tuple[CircuitBreakerMiddleware, Slot, Clock]:

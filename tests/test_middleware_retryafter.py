@@ -24,6 +24,7 @@ from crawler.middlewares.retryafter import (
     parse_retry_after,
 )
 from tests.reactor import in_reactor
+from tests.support import Clock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,14 +32,6 @@ pytestmark = pytest.mark.timeout(30)
 pytestmark = pytest.mark.reactor_thread
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(**settings: Any) -> tuple[RetryAfterMiddleware, Slot, Clock]:

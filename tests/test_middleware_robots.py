@@ -19,18 +19,11 @@ from crawler.middlewares.robots import (
 )
 from crawler.stats import ROBOTS_HOSTS, ROBOTS_HOSTS_UNREACHABLE, ROBOTS_UNREACHABLE_REASON
 from tests.reactor import in_reactor
+from tests.support import Clock
 
 pytestmark = pytest.mark.timeout(30)
 
 HOST = "http://site.test"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Robots:

@@ -18,6 +18,7 @@ from crawler.items import ProductItem
 from crawler.pipelines import sqlite as sqlite_module
 from crawler.pipelines.sqlite import SQLitePipeline
 from crawler.storage import store_for
+from tests.support import Clock
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,9 +90,10 @@ def test_items_are_written_per_batch_size(tmp_path: Path) -> None:
 def test_slow_crawl_is_flushed_by_the_timer(tmp_path: Path) -> None:
     crawler = make_crawler(tmp_path, SQLITE_BATCH_SIZE=1000, SQLITE_BATCH_SECONDS=0.1)
     pipeline = opened(crawler)
+    pipeline.store.clock = clock = Clock(time.monotonic())  # from now on, moved by hand
     pipeline.process_item(product("A"))
     assert count(tmp_path) == 0
-    time.sleep(0.15)
+    clock.now += 0.15
     assert isinstance(pipeline.clock, task.Clock)
     pipeline.clock.advance(0.05)  # one tick of the LoopingCall, no new item
     assert count(tmp_path) == 1
@@ -133,6 +135,7 @@ def test_unopenable_store_closes_the_spider_with_one_error(
 def test_failed_batch_is_retried_at_the_next_flush(tmp_path: Path) -> None:
     crawler = make_crawler(tmp_path, SQLITE_BATCH_SIZE=1, SQLITE_BATCH_SECONDS=0.05)
     pipeline = opened(crawler)
+    pipeline.store.clock = clock = Clock(time.monotonic())  # from now on, moved by hand
     pipeline.process_item(product("A"))
     refuse_sku(tmp_path, "B")
     pipeline.process_item(product("B"))
@@ -140,7 +143,7 @@ def test_failed_batch_is_retried_at_the_next_flush(tmp_path: Path) -> None:
     assert count(tmp_path) == 1 and pipeline.store.pending_items == 2
     with sqlite3.connect(tmp_path / "db" / "crawler.sqlite") as conn:
         conn.execute("DROP TRIGGER refuse")
-    time.sleep(0.06)
+    clock.now += 0.06
     pipeline.flush_if_due()
     assert count(tmp_path) == 3
     assert crawler.stats.get_value("sqlite/write_errors") == 1
@@ -182,11 +185,12 @@ def test_repeated_write_failures_stop_the_crawl(tmp_path: Path) -> None:
     engine = _Engine(crawler.spider)
     crawler.engine = engine  # type: ignore[assignment]
     pipeline = opened(crawler)
+    pipeline.store.clock = clock = Clock(time.monotonic())  # from now on, moved by hand
     pipeline.process_item(product("A"))
     refuse_sku(tmp_path, "B")
     pipeline.process_item(product("B"))
     for _ in range(sqlite_module.MAX_FAILED_FLUSHES + 2):
-        time.sleep(0.015)
+        clock.now += 0.015
         pipeline.flush_if_due()
     assert engine.reasons == ["store_error"]
     pipeline.close_spider()

@@ -24,7 +24,7 @@ from scrapy.utils.test import get_crawler
 from crawler import defaults
 from crawler import settings as project_settings
 from crawler.demo.server import DemoSite
-from tests.support import ROOT, run_contained, scrapy_env
+from tests.support import ROOT, run_contained, scrapy_env, scrapy_here
 
 OURS = [
     "crawler.middlewares.reservednames.ReservedNamesMiddleware",
@@ -169,17 +169,15 @@ def test_user_settings_win_over_project_defaults() -> None:
         (["--get", "SQLITE_BATCH_SIZE", "-s", "SQLITE_BATCH_SIZE=9"], "9"),
     ],
 )
-def test_settings_command_shows_what_the_crawl_uses(args: list[str], expected: str) -> None:
-    done = run_contained(
-        [sys.executable, "-m", "scrapy", "settings", *args], cwd=ROOT, env=scrapy_env(),
-        timeout=60,
-    )  # fmt: skip
+def test_settings_command_shows_what_the_crawl_uses(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    done = scrapy_here(capsys, "settings", *args, cwd=ROOT)
     assert done.stdout.strip() == expected, done.stderr
 
 
-def test_settings_command_lists_the_project_components() -> None:
-    done = run_contained(
-        [sys.executable, "-m", "scrapy", "settings", "--get", "DOWNLOADER_MIDDLEWARES"],
-        cwd=ROOT, env=scrapy_env(), timeout=60,
-    )  # fmt: skip
+def test_settings_command_lists_the_project_components(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    done = scrapy_here(capsys, "settings", "--get", "DOWNLOADER_MIDDLEWARES", cwd=ROOT)
     assert set(OURS) <= set(json.loads(done.stdout))

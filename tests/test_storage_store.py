@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -157,7 +156,7 @@ def test_recrawl_updates_rows_without_duplicates(store: Store) -> None:
     store.run_id = store.start_run("s", arguments={}, profile=None, settings={})
     write(store, product("A"), product("B"))
     first = {r["sku"]: r for r in store.rows("products")}
-    time.sleep(0.002)  # timestamps have millisecond precision
+    store.now = lambda: "2999-01-01T00:00:00.000+00:00"  # a later crawl
     store.run_id = store.start_run("s", arguments={}, profile=None, settings={})
     write(store, product("A"), product("B", price="5.00"))
     rows = {r["sku"]: r for r in store.rows("products")}

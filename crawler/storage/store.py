@@ -31,7 +31,7 @@ from crawler.atomicfile import fsync_dir, part_path
 from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
@@ -152,7 +152,10 @@ class Store:
         self._items_written = 0
         self._pending = _Batch()
         self._ready: set[ItemTable] = set()  # item tables checked on this connection
-        self._last_flush = time.monotonic()
+        # the clocks: monotonic seconds for batch timing, UTC ISO text for the rows' timestamps
+        self.clock: Callable[[], float] = time.monotonic
+        self.now: Callable[[], str] = utc_now
+        self._last_flush = self.clock()
         self._holds = 0
 
     # --- connection -------------------------------------------------------------------------
@@ -179,7 +182,7 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             self.open_error = self._error(exc)
             raise self.open_error from exc
-        self._conn, self._last_flush, self.path = conn, time.monotonic(), path
+        self._conn, self._last_flush, self.path = conn, self.clock(), path
         # WAL mode and the migration have made the -wal and -shm files exist
         self._opened = {suffix: _file_id(_companion(path, suffix)) for suffix in _COMPANIONS}
 
@@ -246,24 +249,24 @@ class Store:
         """Buffer one item; ``TypeError`` if its class cannot be stored."""
         table = ItemTable.for_class(item_cls)
         row, row_hash = table.row(values)
-        self._pending.items.append((table, row, row_hash, utc_now()))
+        self._pending.items.append((table, row, row_hash, self.now()))
 
     def add_reject(self, item_type: str, item: Mapping[str, Any], reason: str) -> None:
         url = item.get("url")
-        record = (item_type, to_json(item), reason, None if url is None else str(url), utc_now())
+        record = (item_type, to_json(item), reason, None if url is None else str(url), self.now())
         self._pending.rejects.append(record)
 
     def flush_due(self) -> bool:
         """A full batch, or one waiting for ``batch_seconds``; after a failure, time only."""
         if not self._pending:
             return False
-        waited = time.monotonic() - self._last_flush >= self.config.batch_seconds
+        waited = self.clock() - self._last_flush >= self.config.batch_seconds
         full = len(self._pending) >= self.config.batch_size and not self.failed_flushes
         return waited or full
 
     def flush(self) -> bool:
         """Write the buffer in one transaction; on failure keep it for the next flush."""
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock()
         self.check_path()
         batch = self._pending
         if not batch:
@@ -429,7 +432,7 @@ class Store:
         settings: Mapping[str, Any],
     ) -> int:
         """Insert the ``runs`` row of this crawl; later item rows carry its id."""
-        values = (spider, to_json(arguments), profile, to_json(settings), utc_now())
+        values = (spider, to_json(arguments), profile, to_json(settings), self.now())
         try:
             with transaction(self.conn):
                 cursor = self.conn.execute(
@@ -455,7 +458,7 @@ class Store:
     ) -> None:
         """Close the run's row: finish time and reason, counts, verdict, why it failed, stats."""
         values = (
-            utc_now(), reason, *counts.as_dict().values(), exit_status, failure, to_json(stats)
+            self.now(), reason, *counts.as_dict().values(), exit_status, failure, to_json(stats)
         )  # fmt: skip
         try:
             with transaction(self.conn):
