@@ -28,7 +28,7 @@ from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
 from crawler.demo.catalog import build_catalog
-from crawler.demo.jspages import JS_EVERY, js_route, listing_products, moved_id
+from crawler.demo.jspages import JS_BATCH, JS_EVERY, js_route, listing_products, moved_id
 from crawler.demo.server import DemoSite
 from crawler.exceptions import ArgumentError
 from crawler.middlewares.render import AUTO_STATE, RenderMiddleware
@@ -46,7 +46,7 @@ from crawler.rendering.memory import (
     url_pattern,
 )
 from crawler.spiders.products import ProductsSpider
-from tests.support import CrawlResult, scrapy_env
+from tests.support import CrawlResult, run_crawl_in, scrapy_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -381,6 +381,23 @@ def always(chromium: None, demo_site: DemoSite, tmp_path_factory: Any, crawl_in:
         tmp_path_factory.mktemp("always"), "products", "-a", f"start_url={demo_site.url}js/",
         "-a", "render=always", "-s", "RENDER_CONTEXT_MAX_PAGES=4",
     )  # fmt: skip
+
+
+@pytest.mark.timeout(150)
+def test_load_more_waits_for_a_slow_answer(chromium: None, tmp_path: Path) -> None:
+    """Each "Load more" answer takes longer than the quiet time after a click: the button stays
+    disabled meanwhile, and the next click waits for it, so no batch behind it is lost."""
+    with DemoSite(slow_seconds=0.3, api_delay=0.8) as site:
+        result = run_crawl_in(
+            tmp_path, "products", "-a", f"start_url={site.url}js/", "-a", "render=always"
+        )
+        hits = dict(site.hits)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["sku"] for r in result.rows("SELECT sku FROM products")}
+    assert rows == js_skus()
+    for category in build_catalog().categories[:2]:  # every batch of every listing was asked for
+        batches = -(-len(listing_products(category.slug)) // JS_BATCH)
+        assert hits.get(f"/js/api/catalog/{category.slug}") == batches, hits
 
 
 @pytest.mark.timeout(150)

@@ -52,8 +52,9 @@ class _Handler(BaseHTTPRequestHandler):
         site.count_hit(url.path, self.headers)
         host = escape(self.headers.get("Host") or site.netloc)
         page = route(url.path, parse_qs(url.query), host, site.slow_seconds, site.revisions)
-        if page.delay:
-            time.sleep(page.delay)
+        delay = max(page.delay, site.api_delay if url.path.startswith("/js/api/") else 0.0)
+        if delay:
+            time.sleep(delay)
         validators = _validators(page)
         if validators and not_modified(self.headers, page):
             site.count_not_modified(url.path)
@@ -124,8 +125,10 @@ class DemoSite:
         port: int = 0,
         slow_seconds: float = 1.0,
         changed_ids: Iterable[int] = (),
+        api_delay: float = 0.0,
     ) -> None:
         self.host, self.port, self.slow_seconds = host, port, slow_seconds
+        self.api_delay = api_delay  # seconds every JSON answer of the JavaScript shop waits
         self.hits: collections.Counter[str] = collections.Counter()
         self.not_modified: collections.Counter[str] = collections.Counter()
         self.request_headers: dict[str, dict[str, str]] = {}

@@ -10,21 +10,36 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
-# Clicks the first visible match of `selector`, then resolves true once the DOM has changed and
-# stayed still for `quiet` ms, or false when nothing was clicked or nothing changed in `limit` ms.
+# Clicks the first visible, enabled match of `selector` (waiting while a visible match is disabled,
+# as a button is while its previous batch loads), then resolves true once the DOM has changed and
+# stayed still for `quiet` ms with no visible match disabled any more, or false when nothing could
+# be clicked or nothing changed in `limit` ms.
 _CLICK_AND_SETTLE = """([selector, quiet, limit]) => new Promise((resolve) => {
-  const button = [...document.querySelectorAll(selector)].find(
-    (el) => !el.disabled && el.getClientRects().length > 0);
-  if (!button) { resolve(false); return; }
-  let timer = null, changed = false;
-  const done = () => { observer.disconnect(); clearTimeout(cap); resolve(changed); };
-  const observer = new MutationObserver(() => {
-    changed = true; clearTimeout(timer); timer = setTimeout(done, quiet);
-  });
-  observer.observe(document, {subtree: true, childList: true, attributes: true,
-                              characterData: true});
-  const cap = setTimeout(done, limit);
-  button.click();
+  const shown = () => [...document.querySelectorAll(selector)].filter(
+    (el) => el.getClientRects().length > 0);
+  const busy = () => shown().some((el) => el.disabled);
+  const started = Date.now();
+  let timer = null, changed = false, observer = null, cap = null;
+  const done = () => {
+    if (observer) observer.disconnect();
+    clearTimeout(cap); clearTimeout(timer); resolve(changed);
+  };
+  const settle = () => { if (busy()) { timer = setTimeout(settle, quiet); } else { done(); } };
+  const click = () => {
+    const button = shown().find((el) => !el.disabled);
+    if (!button) {
+      if (busy() && Date.now() - started < limit) { setTimeout(click, 50); return; }
+      resolve(false); return;
+    }
+    observer = new MutationObserver(() => {
+      changed = true; clearTimeout(timer); timer = setTimeout(settle, quiet);
+    });
+    observer.observe(document, {subtree: true, childList: true, attributes: true,
+                                characterData: true});
+    cap = setTimeout(done, Math.max(0, limit - (Date.now() - started)));
+    button.click();
+  };
+  click();
 })"""
 QUIET_MS = 300
 # True once the page has more visible words than `words` and no empty framework mount node.
