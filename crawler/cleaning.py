@@ -11,8 +11,10 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import dateparser
 from w3lib.url import safe_url_string
 
 # --- Text ---------------------------------------------------------------------------------------
@@ -214,12 +216,82 @@ def parse_bool(text: str) -> bool | None:
     return None
 
 
-def parse_datetime(text: str) -> datetime | None:
-    """An ISO 8601 date or date-time as an aware UTC datetime (no offset means UTC)."""
+DATE_ORDERS = ("DMY", "MDY", "")  # CLEAN_DATE_ORDER: day first, month first, or neither
+
+# All-numeric day and month before a year, anywhere in the text: "03/04/2026", "on 3-4-26".
+_NUMERIC_DATE = re.compile(
+    r"(?<![0-9])([0-9]{1,2})[./-]([0-9]{1,2})[./-](?:[0-9]{4}|[0-9]{2})(?![0-9])"
+)
+# dateparser reads absolute dates only: "2 hours ago" depends on when it is read, and a date
+# without a day or a year is not filled in from today.
+_DATEPARSER_SETTINGS: dict[str, Any] = {
+    "PARSERS": ["custom-formats", "absolute-time"],
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "TIMEZONE": "UTC",
+    "TO_TIMEZONE": "UTC",
+    "RETURN_AS_TIMEZONE_AWARE": True,
+}
+
+
+def _numeric_order(text: str, date_order: str) -> str | None:
+    """The day/month order of an all-numeric date: ``"DMY"``, ``"MDY"``, ``""`` when it does not
+    matter or cannot be known, ``None`` for text that is not one."""
+    match = _NUMERIC_DATE.search(text)
+    if match is None:
+        return None
+    first, second = int(match.group(1)), int(match.group(2))
+    if first > 12:
+        return "DMY"
+    if second > 12:
+        return "MDY"
+    return date_order if first != second else "DMY"
+
+
+def date_order(value: str) -> str:
+    """A checked ``CLEAN_DATE_ORDER``: ``"DMY"``, ``"MDY"`` or ``""``; raises ``ValueError``."""
+    order = value.strip().upper()
+    if order not in DATE_ORDERS:
+        raise ValueError(f"CLEAN_DATE_ORDER must be one of 'DMY', 'MDY' or '', not {value!r}")
+    return order
+
+
+def ambiguous_date(text: str, date_order: str = "") -> bool:
+    """Is this an all-numeric date whose day and month could be swapped (``"03/04/2026"``)?
+
+    ``date_order`` (``"DMY"`` or ``"MDY"``) says which one it is; ``""`` says nothing.
+    """
+    return _numeric_order((clean_text(text) or ""), date_order) == ""
+
+
+def parse_datetime(text: str, date_order: str = "") -> datetime | None:
+    """A date or date-time as an aware UTC datetime; a time without an offset is taken as UTC.
+
+    ISO 8601 first; then written dates through ``dateparser`` (``"Nov 25, 2026"``,
+    ``"25.11.2026"``, ``"25 November 2026"``, other languages too). An all-numeric date whose day
+    and month can both be 12 or less (``"03/04/2026"``) is ``None`` unless ``date_order``
+    (``"DMY"`` or ``"MDY"``) says which comes first. Relative dates (``"yesterday"``) and dates
+    without a day or year are ``None``.
+    """
+    text = clean_text(text) or ""
+    value: datetime | None
     try:
-        value = datetime.fromisoformat(clean_text(text) or "")
+        value = datetime.fromisoformat(text)
     except ValueError:
+        value = _written_date(text, date_order)
+    if value is None:
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _written_date(text: str, date_order: str) -> datetime | None:
+    if not text or text.isdigit():  # "12" or "20261125" is a number, not a date
+        return None
+    order = _numeric_order(text, date_order)
+    if order == "":
+        return None  # ambiguous: guessing would store a wrong date for some pages
+    settings = _DATEPARSER_SETTINGS
+    if order or date_order:
+        settings = {**settings, "DATE_ORDER": order or date_order}
+    return dateparser.parse(text, settings=settings)

@@ -23,6 +23,12 @@ REMOTE_CONTROL_ENABLED = False
 DOWNLOAD_MAXSIZE = 32 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
 FEED_EXPORT_ENCODING = "utf-8"
+# -o/-O/FEEDS as JSON write every stored item: bytes as base64 (crawler/export/feeds.py).
+FEED_EXPORTERS = {
+    "json": "crawler.export.feeds.JsonFeedExporter",
+    "jsonlines": "crawler.export.feeds.JsonLinesFeedExporter",
+    "jsonl": "crawler.export.feeds.JsonLinesFeedExporter",
+}
 # True: links and redirects may reach loopback/private/link-local addresses (seeds always may).
 SAFETY_ALLOW_PRIVATE_TARGETS = False
 # scrapy-redis queues: requests as JSON, never pickle (crawler/safety/json_serializer.py).
@@ -32,10 +38,23 @@ PLAYWRIGHT_ABORT_REQUEST = "crawler.safety.browser.abort_private_request"
 
 # --- Item pipelines (each one switchable with its *_ENABLED setting) --------------------------
 CLEAN_ENABLED = True
+# Day/month order of all-numeric dates in declared datetime fields: "DMY" (03/04/2026 is 3 April),
+# "MDY" (March 4), or "" (neither: an ambiguous one is left as text and the item rejected).
+CLEAN_DATE_ORDER = ""
 VALIDATE_ENABLED = True
-# Text fields longer than this are rejected (a 10 MB "name" is a broken page, not data).
+# Text values longer than this are rejected (a 10 MB "name" is a broken page, not data).
 VALIDATE_MAX_FIELD_CHARS = 100_000
+# JSON Schemas items must match, by item class name or spider name: {"quotes": "schemas/q.json"}
+# (a path to a JSON file, or the schema itself). A spider's `item_schema` attribute works too.
+VALIDATE_JSON_SCHEMAS: dict[str, Any] = {}
 DEDUPE_ENABLED = True
+# Where items are stored (crawler/itemtables.py): {item class name or spider name: table}; a dict
+# item is looked up by its spider's name, a class by its name. {} keeps the rules: a class's
+# `table`, else the spider's name for dicts and the class name in snake_case for classes.
+ITEM_TABLES: dict[str, str] = {}
+# Natural keys by table: {"quotes": ["text", "author"]}; beats a spider's `item_keys` and a class's
+# `key`. A table without one identifies rows by a hash of their content (the `_key` column).
+ITEM_KEYS: dict[str, list[str]] = {}
 
 # --- SQLite store -----------------------------------------------------------------------------
 SQLITE_ENABLED = True
@@ -56,6 +75,9 @@ CSV_NEUTRALIZE_FORMULAS = True
 CSV_ENCODING = "utf-8"
 
 # --- Extensions -------------------------------------------------------------------------------
+# Record the crawl in the store's runs table (RunRecorder). `scrapy crawl` and `scrapy runspider`
+# set it True (command priority); shell, fetch, parse, check and scripts leave no run row.
+RUN_RECORD = False
 PROGRESS_ENABLED = True
 PROGRESS_TTY_INTERVAL = 0.5  # seconds between updates of the live line on a terminal
 PROGRESS_LOG_INTERVAL = 10.0  # seconds between progress log lines when not on a terminal
@@ -77,6 +99,9 @@ HEALTH_MAX_ERROR_RATIO = 0.5  # fail when more than this share of the requests e
 HEALTH_MIN_REQUESTS = 10  # the ratio applies from this many requests (or when all failed)
 # Fail when items < this × the items of the previous successful run with the same arguments.
 HEALTH_MIN_ITEM_RATIO = 0.5
+# Fail when more than this share of the items that reached validation was rejected (and always
+# when every item was rejected): a site whose markup changed stores nothing useful.
+HEALTH_MAX_REJECT_RATIO = 0.5
 # Stats summed as the run's item count: a recrawl's 304s and min_age skips are items kept current.
 HEALTH_ITEM_STATS = ["item_scraped_count", "incremental/not_modified", "incremental/skipped_recent"]
 SCHEDULE_LOG_DIR = "data/logs"  # `scrapy schedule`: <dir>/<job>/<UTC time>.log, locks, state
@@ -172,6 +197,12 @@ COMPONENTS: dict[str, dict[str, int | None]] = {
         "crawler.extensions.health.HealthMonitor": 50,
         "crawler.extensions.runrecorder.RunRecorder": 100,
         "crawler.extensions.progress.Progress": 200,
+    },
+    # `scrapy check`: @path (a path on the spider's start_url) and an @scrapes that asks for values
+    "SPIDER_CONTRACTS": {
+        "crawler.contracts.PathContract": 1,
+        "scrapy.contracts.default.ScrapesContract": None,
+        "crawler.contracts.ScrapesContract": 3,
     },
     # Only http and https are crawled: no handler for local files, data:, FTP or S3 URLs.
     "DOWNLOAD_HANDLERS": {"file": None, "data": None, "ftp": None, "s3": None},

@@ -17,6 +17,10 @@ class RejectItem(DropItem):
         self.reason = reason
 
 
+class ItemSchemaError(ValueError):
+    """A JSON Schema for items cannot be read or is not a valid schema (one line for users)."""
+
+
 class ArgumentError(ValueError):
     """A spider argument is unknown, reserved or malformed; the message is one line for users."""
 

@@ -136,10 +136,16 @@ def test_frozen_items_are_replaced() -> None:
     assert item == Frozen(url="http://a.test/", count=7)
 
 
-def test_other_items_pass_untouched() -> None:
-    item = {"url": "  x "}
+def test_dict_items_are_cleaned_in_place_without_coercion() -> None:
+    item = {"url": "  HTTP://A.test ", "count": " 7 "}  # no declared types: text stays text
     assert pipeline().process_item(item) is item
-    assert item == {"url": "  x "}
+    assert item == {"url": "http://a.test/", "count": "7"}
+
+
+def test_non_items_pass_untouched() -> None:
+    item = ["  x "]
+    assert pipeline().process_item(item) is item
+    assert item == ["  x "]
 
 
 def test_url_fields() -> None:

@@ -1,10 +1,18 @@
-"""``CleanPipeline``: turn scraped text into the types an item class declares.
+"""``CleanPipeline``: normalise the text of any item and turn it into the types its class declares.
 
-Settings: ``CLEAN_ENABLED``. Text is normalised (``crawler.cleaning.clean_text``), URL fields
-(names ending in ``url``, ``canonical``, and lists named ``*_urls``) are canonicalised, and
-``Decimal``/``int``/``float``/``bool``/``datetime`` fields are parsed from text. A value that
-cannot be converted is left as it is, counted in ``clean/coerce_failed`` and
-``clean/coerce_failed/<field>``, and the validate pipeline rejects the item with a reason.
+Settings: ``CLEAN_ENABLED``, ``CLEAN_DATE_ORDER``. Works on every item type itemadapter supports
+(dict, ``scrapy.Item``, dataclass, attrs, pydantic). Every text value is normalised
+(``crawler.cleaning.clean_text``; blank text becomes ``None``), in lists and dicts too; URL fields
+(names ending in ``url``, ``canonical``, and lists named ``*_urls``) are canonicalised. Fields whose
+type is declared (``crawler.items.declared_fields``) are coerced: ``Decimal``/``int``/``float``/
+``bool``/``datetime`` parsed from text, ``list`` fields cleaned and deduplicated. Values without a
+declared type are cleaned but never coerced. A value that cannot be converted is left as it is,
+counted in ``clean/coerce_failed`` and ``clean/coerce_failed/<field>``, and the validate pipeline
+rejects the item with a reason.
+
+Mutable items are changed in place; frozen dataclasses and attrs classes are replaced; pydantic
+models are always rebuilt with ``model_validate`` (their own validators run on the cleaned data;
+when they refuse it, the item is left as it was for the validate pipeline to reject).
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from itemadapter import ItemAdapter
+from itemadapter.adapter import AttrsAdapter, PydanticAdapter
 from scrapy.exceptions import NotConfigured
 
 from crawler import cleaning, defaults
-from crawler.items import field_specs
+from crawler.items import declared_fields
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,11 +47,14 @@ class _Failed(Exception):
 
 @dataclass(frozen=True)
 class CleanConfig:
+    date_order: str = ""  # CLEAN_DATE_ORDER: "DMY", "MDY" or "" (ambiguous dates stay text)
+
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> CleanConfig:
         if not settings.getbool("CLEAN_ENABLED", defaults.CLEAN_ENABLED):
             raise NotConfigured("CLEAN_ENABLED is off")
-        return cls()
+        order = settings.get("CLEAN_DATE_ORDER", defaults.CLEAN_DATE_ORDER) or ""
+        return cls(date_order=cleaning.date_order(str(order)))
 
 
 def is_url_field(name: str) -> bool:
@@ -100,11 +112,11 @@ def _bool(value: Any) -> bool | None:
     raise _Failed
 
 
-def _datetime(value: Any) -> datetime | None:
+def _datetime(value: Any, date_order: str) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):
-        return _parse(cleaning.parse_datetime, value)
+        return _parse(lambda text: cleaning.parse_datetime(text, date_order), value)
     raise _Failed
 
 
@@ -132,24 +144,51 @@ _COERCE: dict[type, Callable[[Any], Any]] = {
     int: _int,
     float: _float,
     bool: _bool,
-    datetime: _datetime,
 }
+_MAX_DEPTH = 200  # schema-less values nested deeper are left as they are (no RecursionError)
 
 
-def coerce(value: Any, to: type, name: str) -> Any:
+def coerce(value: Any, to: type, name: str, date_order: str = "") -> Any:
     """``value`` as a value of type ``to`` for the field ``name``; raises ``ValueError``."""
     try:
         if to is str:
             return _text(value, url=is_url_field(name))
         if to is list:
             return _list(value, url=is_url_field(name))
+        if to is datetime:
+            return _datetime(value, date_order)
         return _COERCE[to](value)
     except _Failed:
         raise ValueError(f"{name}: cannot make a {to.__name__} of {value!r:.60}") from None
 
 
+def clean_value(value: Any, url: bool = False, depth: int = 0) -> Any:
+    """A value without a declared type, its text normalised, inside lists and dicts too.
+
+    Blank text becomes ``None``; nothing is removed, reordered or converted (a list keeps its
+    length, a dict its keys); text under URL-named keys is canonicalised.
+    """
+    if isinstance(value, str):
+        return cleaning.canonical_url(value) if url else cleaning.clean_text(value)
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, (list, tuple)):
+        values = [clean_value(v, url, depth + 1) for v in value]
+        return values if isinstance(value, list) else tuple(values)
+    if isinstance(value, dict):
+        return {
+            k: clean_value(v, isinstance(k, str) and is_url_field(k), depth + 1)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _changed(old: Any, new: Any) -> bool:
+    return new is not old and (type(new) is not type(old) or new != old)
+
+
 class CleanPipeline:
-    """Normalises text and URLs and parses typed fields of dataclass items (``CLEAN_ENABLED``)."""
+    """Normalises text and URLs and parses declared fields of any item (``CLEAN_ENABLED``)."""
 
     def __init__(self, crawler: Crawler, config: CleanConfig) -> None:
         self.crawler = crawler
@@ -160,29 +199,58 @@ class CleanPipeline:
         return cls(crawler, CleanConfig.from_settings(crawler.settings))
 
     def process_item(self, item: Any) -> Any:
-        if not dataclasses.is_dataclass(item) or isinstance(item, type):
-            return item  # not ours to clean: the validate pipeline says why
-        changes: dict[str, Any] = {}
+        if not ItemAdapter.is_item(item):
+            return item  # Scrapy itself refuses anything else
         adapter = ItemAdapter(item)
-        for spec in field_specs(type(item)):
-            value = adapter.get(spec.name)
+        item_cls: type = type(item)
+        specs = {spec.name: spec for spec in declared_fields(item_cls)}
+        changes: dict[str, Any] = {}
+        for name in list(adapter.keys()):
+            value = adapter[name]
             if value is None:
                 continue
-            try:
-                new = coerce(value, spec.type, spec.name)
-            except ValueError:
-                self._count_failure(spec.name)
-                continue
-            if new is not value:
-                changes[spec.name] = new
+            spec = specs.get(name)
+            if spec is None:
+                new = clean_value(value, isinstance(name, str) and is_url_field(name))
+            else:
+                try:
+                    new = coerce(value, spec.type, spec.name, self.config.date_order)
+                except ValueError:
+                    self._count_failure(name)
+                    continue
+            if _changed(value, new):
+                changes[name] = new
+        return self._changed_item(item, adapter, changes) if changes else item
+
+    def _changed_item(self, item: Any, adapter: ItemAdapter, changes: dict[str, Any]) -> Any:
+        """The item with the changes: in place, or a new one for frozen and pydantic items."""
+        if PydanticAdapter.is_item(item) and hasattr(item, "model_validate"):  # v2
+            return self._revalidated(item, changes)
         try:
             for name, new in changes.items():
                 adapter[name] = new
-        except dataclasses.FrozenInstanceError:
-            return dataclasses.replace(item, **changes)
+        except (dataclasses.FrozenInstanceError, AttributeError):
+            if dataclasses.is_dataclass(item):
+                return dataclasses.replace(item, **changes)  # type: ignore[type-var]
+            if not AttrsAdapter.is_item(item):
+                raise
+            import attr  # attrs items only
+
+            return attr.evolve(item, **changes)
         return item
+
+    def _revalidated(self, model: Any, changes: dict[str, Any]) -> Any:
+        """A new pydantic model from the cleaned data, through the model's own validation."""
+        try:
+            return type(model).model_validate({**dict(model), **changes}, by_name=True)
+        except ValueError as exc:  # pydantic.ValidationError: validate says why
+            errors = exc.errors() if hasattr(exc, "errors") else []
+            for name in {str(e["loc"][0]) for e in errors if e.get("loc")} or {""}:
+                self._count_failure(name)
+            return model
 
     def _count_failure(self, name: str) -> None:
         stats = self.crawler.stats
         stats.inc_value(COERCE_FAILED)
-        stats.inc_value(f"{COERCE_FAILED}/{name}")
+        if name:
+            stats.inc_value(f"{COERCE_FAILED}/{name}")
