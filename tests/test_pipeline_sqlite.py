@@ -106,14 +106,13 @@ def test_pipeline_and_recorder_share_one_store(tmp_path: Path) -> None:
     assert store_for(crawler) is SQLitePipeline.from_crawler(crawler).store
 
 
-def test_non_dataclass_items_pass_through_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_dict_items_are_stored_in_the_spiders_table(tmp_path: Path) -> None:
     pipeline = opened(make_crawler(tmp_path))
     assert pipeline.process_item({"a": 1}) == {"a": 1}
     pipeline.process_item({"a": 2})
+    pipeline.process_item({"a": 2})  # the same content: the same row
     pipeline.close_spider()
-    assert len([r for r in caplog.records if "dataclass items only" in r.message]) == 1
+    assert count(tmp_path, "shop") == 2
 
 
 def test_unopenable_store_closes_the_spider_with_one_error(

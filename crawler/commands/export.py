@@ -27,7 +27,7 @@ from crawler.exitcodes import EXIT_INTERRUPTED
 from crawler.export import ExportError, ExportUsageError
 from crawler.export import cursor as cursors
 from crawler.export.atomic import atomic_output
-from crawler.export.columns import export_columns, item_class_for, pick
+from crawler.export.columns import export_columns, inferred_columns, item_class_for, pick
 from crawler.export.config import ExportConfig
 from crawler.export.query import RowFilter, parse_since
 from crawler.export.stream import (
@@ -38,6 +38,7 @@ from crawler.export.stream import (
     require_pyarrow,
     run_export,
 )
+from crawler.storage.inferred import column_kinds
 from crawler.storage.reads import get_run, item_tables, open_readonly, spiders, table_columns
 from crawler.storage.store import StoreError
 
@@ -178,7 +179,11 @@ class Command(ScrapyCommand):
             known = ", ".join(tables) or "none yet"
             raise ExportUsageError(f"no item table {table!r} in the store (tables: {known})")
         item_cls = item_class_for(table, config.item_classes)
-        columns = export_columns(table_columns(conn, table), item_cls)
+        inferred = column_kinds(conn, table)
+        if inferred and item_cls is None:
+            columns = inferred_columns(table_columns(conn, table), inferred)
+        else:
+            columns = export_columns(table_columns(conn, table), item_cls)
         if fields is None:
             return columns
         return pick(columns, [name.strip() for name in fields.split(",") if name.strip()])

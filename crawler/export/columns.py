@@ -2,12 +2,18 @@
 
 Types come from the item class that owns the table (``EXPORT_ITEM_CLASSES``): ``Decimal``,
 ``datetime``, ``bool`` and ``list`` survive the trip through SQLite's TEXT and INTEGER columns.
+A table inferred from schema-less items (``crawler.storage.inferred``) exports its columns under
+their original keys (``label``; a key that would clash with a bookkeeping column keeps its column
+name), with the kind recorded for each: ``json`` columns come back as lists and objects
+(``JsonValue``), ``text`` ones as text (``AnyText``: a column widened from numbers), ``bytes``
+as base64 (JSONL, CSV) or binary (Parquet).
 The store's bookkeeping columns have fixed types. A table no known class owns falls back to the
 declared SQLite types (INTEGER -> int, REAL -> float, anything else -> str).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from collections.abc import Callable
@@ -33,11 +39,53 @@ BOOKKEEPING_TYPES: dict[str, type] = {
 _DECLARED: dict[str, type] = {"INTEGER": int, "REAL": float}
 
 
+class JsonValue:
+    """The kind of an inferred column holding JSON text (lists, objects)."""
+
+
+class AnyText:
+    """The kind of an inferred text column: its values may also be numbers stored earlier."""
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: type  # str, int, float, bool, Decimal, datetime or list
+    kind: type  # str, int, float, bool, Decimal, datetime, list, bytes, JsonValue or AnyText
     scale: int | None = None  # Decimal: decimal places declared with metadata={"scale": N}
+    label: str | None = None  # the name in the output (an inferred column's original key)
+
+    @property
+    def output_name(self) -> str:
+        return self.name if self.label is None else self.label
+
+
+INFERRED_KINDS: dict[str | None, type] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "text": AnyText,
+    "json": JsonValue,
+    "bytes": bytes,
+    None: AnyText,
+}
+
+
+def inferred_columns(
+    declared: dict[str, str], inferred: Sequence[tuple[str, str, str | None]]
+) -> list[Column]:
+    """The columns of an inferred table: ``inferred`` (column, original key, kind) in order,
+    then the bookkeeping columns, ``_key`` and ``_extra``; anything else as declared."""
+    fixed = {**BOOKKEEPING_TYPES, "_key": str, "_extra": JsonValue}
+    columns = []
+    for name, key, kind in inferred:
+        if name in declared:
+            label = name if key in fixed else key
+            columns.append(Column(name, INFERRED_KINDS.get(kind, AnyText), label=label))
+    known = {column.name for column in columns}
+    columns += [Column(n, kind) for n, kind in fixed.items() if n in declared]
+    known |= fixed.keys()
+    columns += [Column(n, _DECLARED.get(t, str)) for n, t in declared.items() if n not in known]
+    return columns
 
 
 def item_class_for(table: str, classes: Iterable[type]) -> type | None:
@@ -60,7 +108,8 @@ def export_columns(declared: dict[str, str], item_cls: type | None) -> list[Colu
 
 def pick(columns: Sequence[Column], fields: Sequence[str]) -> list[Column]:
     """The columns named in ``fields``, in that order; ``ExportUsageError`` on an unknown one."""
-    by_name = {column.name: column for column in columns}
+    by_name = {column.output_name: column for column in columns}
+    by_name |= {column.name: column for column in columns if column.name not in by_name}
     if unknown := [name for name in fields if name not in by_name]:
         valid = ", ".join(by_name)
         raise ExportUsageError(f"unknown field(s) {', '.join(unknown)}; valid fields: {valid}")
@@ -86,6 +135,20 @@ def to_decimal(value: Any) -> Decimal:
     return Decimal(value) if isinstance(value, str | int) else Decimal(str(value))
 
 
+def from_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value if isinstance(value, str) else str(value)
+
+
+def to_base64(value: Any) -> str:
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else str(value)
+
+
 def to_list(value: Any) -> list[Any]:
     decoded = json.loads(value) if isinstance(value, str) else value
     if not isinstance(decoded, list):
@@ -95,6 +158,9 @@ def to_list(value: Any) -> list[Any]:
 
 Convert = Callable[[Any], Any]
 DECODERS: dict[type, Convert] = {
+    JsonValue: from_json,
+    AnyText: as_text,
+    bytes: to_base64,
     bool: bool,
     Decimal: to_decimal,
     datetime: to_datetime,

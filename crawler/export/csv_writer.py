@@ -1,7 +1,8 @@
 """``CsvWriter``: rows as CSV with the crawl's rules (``crawler.csvcell.cell``).
 
 A header row always; ``None`` empty; ``Decimal`` exact; ``bool`` ``true``/``false``; datetimes
-ISO 8601 in UTC; lists joined by `` | ``; text a spreadsheet would run as a formula prefixed with
+ISO 8601 in UTC; lists joined by `` | `` (an inferred table's JSON columns: their JSON text;
+bytes: base64); text a spreadsheet would run as a formula prefixed with
 ``'`` unless neutralising is off. The encoding is strict: a character the chosen encoding cannot
 hold fails the export with the row and column, instead of being replaced silently.
 """
@@ -18,7 +19,17 @@ from typing import IO, TYPE_CHECKING, Any
 
 from crawler.csvcell import cell
 from crawler.export import ExportError
-from crawler.export.columns import BatchConverter, Convert, iso_text, to_decimal, to_list
+from crawler.export.columns import (
+    AnyText,
+    BatchConverter,
+    Convert,
+    JsonValue,
+    as_text,
+    iso_text,
+    to_base64,
+    to_decimal,
+    to_list,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,6 +48,9 @@ def csv_converters(neutralize: bool) -> dict[type, Convert]:
         Decimal: lambda v: format(to_decimal(v), "f"),
         datetime: iso_text,
         list: lambda v: text(to_list(v)),
+        JsonValue: lambda v: text(as_text(v)),  # the stored JSON text
+        AnyText: lambda v: text(as_text(v)),
+        bytes: to_base64,
     }
 
 
@@ -54,7 +68,7 @@ class CsvWriter:
         self.convert = BatchConverter(columns, csv_converters(neutralize), null="")
         self.text = io.TextIOWrapper(handle, encoding=encoding, errors="strict", newline="")
         self.writer = csv.writer(self.text)
-        self._write([[column.name for column in self.columns]], 0)
+        self._write([[column.output_name for column in self.columns]], 0)
 
     def write(self, rows: Sequence[Sequence[Any]], first: int) -> None:
         """Write ``rows``; ``first`` is the 1-based number of ``rows[0]`` (for messages)."""

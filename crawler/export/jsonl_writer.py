@@ -2,7 +2,8 @@
 
 Keys are the column names in order; ``None`` is ``null``, ``bool`` ``true``/``false``,
 ``Decimal`` an exact string (``"1234.50"``: a JSON number would be read back as a float),
-datetimes ISO 8601 strings in UTC, lists arrays.
+datetimes ISO 8601 strings in UTC, lists arrays; an inferred table's JSON columns arrays and
+objects, bytes base64 text.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ JSON_CONVERTERS: dict[type, Convert] = DECODERS | {
 class JsonlWriter:
     def __init__(self, handle: IO[bytes], columns: Sequence[Column]) -> None:
         self.handle = handle
-        self.names = tuple(column.name for column in columns)
+        self.names = tuple(column.output_name for column in columns)
         self.convert = BatchConverter(columns, JSON_CONVERTERS)
         self.encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 

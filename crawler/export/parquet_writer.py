@@ -5,7 +5,9 @@ timestamp[us, UTC], ``list`` list<string>, ``Decimal`` decimal128(38, S): S is t
 declared ``metadata={"scale": S}``, else the most decimal places among the exported values;
 values too wide for 38 digits make it decimal256(76, S). Nothing is rounded: a value that does
 not fit fails the export. Conversions run column-wise in Arrow; a batch Arrow refuses is
-converted value by value to name the row and column at fault.
+converted value by value to name the row and column at fault. An inferred table's JSON column
+gets the type Arrow finds for all its decoded values (lists, structs; string, the JSON text,
+when they have none in common; found by reading the column once first), bytes binary.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawler.export import ExportError
-from crawler.export.columns import to_datetime, to_decimal, to_list
+from crawler.export.columns import (
+    AnyText,
+    JsonValue,
+    as_text,
+    from_json,
+    to_datetime,
+    to_decimal,
+    to_list,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -35,13 +45,26 @@ _ARROW: dict[type, pa.DataType] = {
     bool: pa.bool_(),
     datetime: pa.timestamp("us", tz="UTC"),
     list: pa.list_(pa.string()),
+    AnyText: pa.string(),
+    bytes: pa.binary(),
 }
 _PYTHON: dict[type, Callable[[Any], Any]] = {
+    AnyText: as_text,
     bool: bool,
     Decimal: to_decimal,
     datetime: to_datetime,
     list: to_list,
 }
+
+
+def json_type(values: Sequence[Any]) -> pa.DataType:
+    """The Arrow type of an inferred JSON column's decoded values (lists, structs), or string
+    (the JSON text) when Arrow cannot give them one type."""
+    try:
+        arrow_type = pa.array([None if v is None else from_json(v) for v in values]).type
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return pa.string()
+    return pa.string() if pa.types.is_null(arrow_type) else arrow_type
 
 
 def decimal_type(digits: int, scale: int) -> pa.DataType:
@@ -56,7 +79,10 @@ def decimal_type(digits: int, scale: int) -> pa.DataType:
 def arrow_schema(columns: Sequence[Column], decimals: Mapping[str, pa.DataType]) -> pa.Schema:
     return pa.schema(
         [
-            pa.field(c.name, decimals[c.name] if c.kind is Decimal else _ARROW[c.kind])
+            pa.field(
+                c.output_name,
+                decimals[c.name] if c.kind in (Decimal, JsonValue) else _ARROW[c.kind],
+            )
             for c in columns
         ]
     )
@@ -102,6 +128,10 @@ class ParquetWriter:
                 return pa.array(values, pa.int64()).cast(arrow_type)
             if column.kind is list:
                 return pa.array([None if v is None else to_list(v) for v in values], arrow_type)
+            if column.kind is JsonValue and arrow_type != pa.string():
+                return pa.array([None if v is None else from_json(v) for v in values], arrow_type)
+            if column.kind is AnyText:
+                return pa.array([None if v is None else as_text(v) for v in values], arrow_type)
             return pa.array(values, arrow_type)
         except (pa.ArrowException, ValueError, TypeError):
             return self._slow_array(column, arrow_type, values, first)

@@ -97,3 +97,12 @@ def decimal_digits(
     sql = f"SELECT max({digits}), max({places}) FROM {quote(table)}{where}"
     row = conn.execute(sql, params).fetchone()
     return int(row[0] or 0), int(row[1] or 0)
+
+
+def column_values(
+    conn: sqlite3.Connection, table: str, column: str, row_filter: RowFilter
+) -> list[Any]:
+    """Every selected value of one column (to find an inferred JSON column's Parquet type)."""
+    where, params = row_filter.where()
+    sql = f"SELECT {quote(column)} FROM {quote(table)}{where} ORDER BY rowid"
+    return [row[0] for row in conn.execute(sql, params)]

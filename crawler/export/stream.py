@@ -87,10 +87,14 @@ def make_writer(
         from crawler.export.jsonl_writer import JsonlWriter
 
         return JsonlWriter(handle, job.columns)
-    from crawler.export.parquet_writer import ParquetWriter, decimal_type
+    from crawler.export.columns import JsonValue
+    from crawler.export.parquet_writer import ParquetWriter, decimal_type, json_type
 
     decimals = {}
     for column in job.columns:
+        if column.kind is JsonValue:
+            values = query.column_values(conn, job.table, column.name, job.row_filter)
+            decimals[column.name] = json_type(values)
         if column.kind is Decimal:
             digits, places = query.decimal_digits(conn, job.table, column.name, job.row_filter)
             scale = places if column.scale is None else column.scale

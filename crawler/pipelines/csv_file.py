@@ -9,17 +9,25 @@ fsynced and ``os.replace``d to its final name at close; a crawl that dies leaves
 and an existing file of the final name is only ever replaced by a complete one. A file that cannot
 be published keeps its part file, is logged with where its rows are, and fails the run with
 ``csv_error`` (``csv/unpublished`` lists its tables; see ``crawler.stats.unpublished_csv``).
-Columns are the dataclass fields in declaration order. Cells: ``None`` is empty, ``Decimal``
-exact (``1234.56``), ``bool`` is ``true``/``false``, ``datetime`` ISO 8601, a list its values
-joined by `` | ``.
+One file per table (``crawler.itemtables``: the same table names as the store). Columns of a
+declared class are its fields in declaration order; those of a schema-less item (dict,
+``scrapy.Item`` without types) are the union of the keys seen, in first-seen order: rows are
+written as they come, and a header that grew after the first row is rewritten at publication
+(rows written before a key appeared get an empty cell for it). Cells: ``None`` is empty,
+``Decimal`` exact (``1234.56``), ``bool`` is ``true``/``false``, ``datetime`` ISO 8601, a
+declared list its values joined by `` | ``; in a schema-less item a list or dict is JSON text
+(``["a", "b"]``) and bytes are base64. Objects that are no item are not written (the store keeps
+them in ``unplaced_items``).
 """
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 import csv
 import dataclasses
+import json
 import logging
 import re
 import string
@@ -36,8 +44,9 @@ from scrapy.utils.defer import deferred_from_coro
 from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.csvcell import cell
-from crawler.items import field_specs, item_table
+from crawler.itemtables import TableRules
 from crawler.stats import CSV_UNPUBLISHED, RUN_ID
+from crawler.storage.schema import jsonable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -116,10 +125,22 @@ class _Output:
     """The part file of one item class."""
 
     table: str
-    fields: tuple[str, ...]
+    fields: list[str]
     handle: IO[str]
     writer: Any
     rows: int = 0
+    schemaless: bool = False
+    header: int = 0  # how many of ``fields`` the header written first names
+    known: set[str] = dataclasses.field(default_factory=set)
+
+
+def schemaless_cell(value: Any, neutralize: bool) -> str:
+    """A schema-less item's cell: lists and dicts as JSON text, bytes as base64."""
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return cell(json.dumps(jsonable(value), ensure_ascii=False), neutralize)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return cell(value, neutralize)
 
 
 class CsvPipeline:
@@ -131,8 +152,9 @@ class CsvPipeline:
         self.root = config.export_dir
         self.spider = "spider"
         self.time = ""
-        self.outputs: dict[type, _Output] = {}
+        self.outputs: dict[str, _Output] = {}
         self.failed = False
+        self._rules: TableRules | None = None
         self._closing: Deferred[None] | None = None
 
     @classmethod
@@ -162,14 +184,37 @@ class CsvPipeline:
         logger.error("CSV: %s", message)
         raise CloseSpider(CSV_ERROR)
 
+    @property
+    def rules(self) -> TableRules:
+        if self._rules is None:
+            self._rules = TableRules.from_settings(self.crawler.settings, self.crawler.spider)
+        return self._rules
+
     def process_item(self, item: Any) -> Any:
-        if self.failed or not dataclasses.is_dataclass(item) or isinstance(item, type):
+        if self.failed:
             return item
         try:
-            output = self._output(type(item))
-            adapter = ItemAdapter(item)
+            placement = self.rules.place(item)
+            values = ItemAdapter(item).asdict()
+        except (TypeError, ValueError, RecursionError):
+            return item  # no item: the store keeps it in unplaced_items
+        try:
+            output = self._output(placement.table, placement.fields)
             neutralize = self.config.neutralize_formulas
-            output.writer.writerow([cell(adapter.get(name), neutralize) for name in output.fields])
+            if output.schemaless:
+                for key in values:
+                    name = key if isinstance(key, str) else str(key)
+                    if name not in output.known:
+                        output.known.add(name)
+                        output.fields.append(name)
+                if output.rows == 0 and output.header == 0:
+                    output.writer.writerow(output.fields)  # provisional: see _complete_header
+                    output.header = len(output.fields)
+                text = {str(k): v for k, v in values.items()}
+                row = [schemaless_cell(text.get(name), neutralize) for name in output.fields]
+            else:
+                row = [cell(values.get(name), neutralize) for name in output.fields]
+            output.writer.writerow(row)
         except OSError as exc:
             self._fail(f"cannot write to {self.root}: {exc.strerror or exc}")
             return item
@@ -177,10 +222,9 @@ class CsvPipeline:
         self.crawler.stats.inc_value(ROWS_WRITTEN)
         return item
 
-    def _output(self, item_cls: type) -> _Output:
-        if (output := self.outputs.get(item_cls)) is not None:
+    def _output(self, table: str, specs: tuple[Any, ...] | None) -> _Output:
+        if (output := self.outputs.get(table)) is not None:
             return output
-        table = item_table(item_cls)
         # the final name waits for the run id: the part is named for spider and item
         handle = create_part(
             part_path(self.root / f"{safe_name(self.spider)}-{safe_name(table)}"),
@@ -189,9 +233,11 @@ class CsvPipeline:
             errors="replace",  # a lone surrogate or a character the encoding lacks becomes "?"
             newline="",
         )
-        fields = tuple(spec.name for spec in field_specs(item_cls))
-        output = self.outputs[item_cls] = _Output(table, fields, handle, csv.writer(handle))
-        output.writer.writerow(fields)
+        fields = [spec.name for spec in specs or ()]
+        output = _Output(table, fields, handle, csv.writer(handle), schemaless=specs is None)
+        self.outputs[table] = output
+        if not output.schemaless:
+            output.writer.writerow(fields)
         return output
 
     def _fail(self, message: str) -> None:
@@ -247,8 +293,41 @@ class CsvPipeline:
         if str(path) in taken:  # CSV_FILENAME without {item} and more than one item class
             path = path.with_name(f"{path.stem}-{safe_name(output.table)}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._complete_header(output)
         publish(output.handle, path)
         return path
+
+    def _complete_header(self, output: _Output) -> None:
+        """A schema-less file whose keys grew after its header: copy its rows to a new part
+        file under the full header, each row padded to the full width."""
+        if len(output.fields) <= output.header:
+            return
+        old = output.handle
+        old.flush()
+        encoding = self.config.encoding
+        new = create_part(
+            part_path(
+                Path(old.name).parent / f"{safe_name(self.spider)}-{safe_name(output.table)}"
+            ),
+            "x",
+            encoding=encoding,
+            errors="replace",
+            newline="",
+        )
+        try:
+            writer = csv.writer(new)
+            writer.writerow(output.fields)
+            width = len(output.fields)
+            with open(old.name, newline="", encoding=encoding, errors="replace") as rows:  # noqa: PTH123
+                reader = csv.reader(rows)
+                next(reader, None)  # the provisional header
+                for row in reader:
+                    writer.writerow(row + [""] * (width - len(row)))
+        except BaseException:
+            discard(new)
+            raise
+        discard(old)
+        output.handle, output.writer, output.header = new, writer, width
 
     def _discard(self) -> None:
         for output in self.outputs.values():

@@ -1,14 +1,16 @@
-"""``DedupePipeline``: keep one item per natural key and item class in a run.
+"""``DedupePipeline``: keep one item per natural key and table in a run.
 
-Settings: ``DEDUPE_ENABLED``. The key is ``item_key(type(item))`` (``sku`` for products, ``url``
-for pages). A repeat is dropped with ``DropItem("duplicate of sku='A1'")`` at DEBUG level and
-counted in ``dedupe/dropped``. Memory stays small: a 16-byte digest per key, not the item.
-Items with a missing key value pass (the validate pipeline rejects those when it is on).
+Settings: ``DEDUPE_ENABLED``. The key is the one the store upserts on (``crawler.itemtables``):
+``ITEM_KEYS``, the spider's ``item_keys`` or the class's ``key`` (``sku`` for products, ``url``
+for pages); an item without one is identified by a hash of its content, so only an identical
+repeat is dropped. An item lacking a value of its key passes (validate rejects those). A
+repeat is dropped with ``DropItem("duplicate of sku='A1'")`` at DEBUG level and counted in
+``dedupe/dropped``. Memory stays small: a 16-byte digest per key, not the item. Objects that
+are no item pass untouched.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +19,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 
 from crawler import defaults
-from crawler.items import item_key
+from crawler.itemtables import TableRules, key_values, row_key
 from crawler.stats import DUPLICATES
 
 if TYPE_CHECKING:
@@ -34,9 +36,9 @@ class DedupeConfig:
         return cls()
 
 
-def key_digest(item_cls: type, values: tuple[Any, ...]) -> bytes:
-    """16 bytes that stand for one natural key of one item class."""
-    text = repr((item_cls.__module__, item_cls.__qualname__, values))
+def key_digest(table: str, key: str) -> bytes:
+    """16 bytes that stand for one row key of one table."""
+    text = repr((table, key))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
@@ -47,23 +49,36 @@ class DedupePipeline:
         self.crawler = crawler
         self.config = config
         self.seen: set[bytes] = set()
+        self._rules: TableRules | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DedupePipeline:
         return cls(crawler, DedupeConfig.from_settings(crawler.settings))
 
+    @property
+    def rules(self) -> TableRules:
+        if self._rules is None:
+            self._rules = TableRules.from_settings(self.crawler.settings, self.crawler.spider)
+        return self._rules
+
     def process_item(self, item: Any) -> Any:
-        if not dataclasses.is_dataclass(item) or isinstance(item, type):
-            return item
-        adapter = ItemAdapter(item)
-        key = item_key(type(item))
-        values = tuple(adapter.get(name) for name in key)
-        if any(value is None for value in values):
-            return item
-        digest = key_digest(type(item), values)
+        try:
+            placement = self.rules.place(item)
+            values = ItemAdapter(item).asdict()
+            key = row_key(placement, values)
+        except (TypeError, ValueError, RecursionError):
+            return item  # the store keeps it in unplaced_items
+        found = key_values(placement, values)
+        if placement.key and found is None:
+            return item  # a key value is missing: the validate pipeline rejects those
+        digest = key_digest(placement.table, key)
         if digest not in self.seen:
             self.seen.add(digest)
             return item
         self.crawler.stats.inc_value(DUPLICATES)
-        described = ", ".join(f"{name}={value!r}" for name, value in zip(key, values, strict=True))
+        if found is None:
+            described = f"the same content in {placement.table}"
+        else:
+            pairs = zip(placement.key, found, strict=True)
+            described = ", ".join(f"{name}={value!r}" for name, value in pairs)
         raise DropItem(f"duplicate of {described}", log_level="DEBUG")

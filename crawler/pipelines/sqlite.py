@@ -1,4 +1,10 @@
-"""``SQLitePipeline``: upserts every dataclass item into its table of the SQLite store.
+"""``SQLitePipeline``: upserts every item into its table of the SQLite store.
+
+Any item ``itemadapter`` reads is stored: a declared class (``crawler.items.field_specs``) in
+typed columns, a schema-less one (dict, ``scrapy.Item`` without types) in columns inferred from
+its values (``crawler.storage.inferred``); its table and key follow ``crawler.itemtables``
+(``ITEM_TABLES``, ``ITEM_KEYS``). An object that is no item at all, or that no table can take, is
+kept as JSON in ``unplaced_items`` with the reason, counted in ``sqlite/unplaced_items``.
 
 Settings: ``SQLITE_ENABLED`` (off: the pipeline is not loaded), ``SQLITE_PATH``,
 ``SQLITE_BATCH_SIZE`` and ``SQLITE_BATCH_SECONDS`` (a write every N items or T seconds, and at
@@ -9,7 +15,6 @@ removed or replaced during the crawl (checked at every write and every timer tic
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +22,7 @@ from itemadapter import ItemAdapter
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
+from crawler.itemtables import Placement, TableRules, row_key
 from crawler.storage import STORE_ERROR, open_for_crawl, store_for
 
 if TYPE_CHECKING:
@@ -42,7 +48,8 @@ class SQLitePipeline:
         store.hold()
         self.clock: IReactorTime | None = None  # the reactor unless a test sets one
         self.loop: task.LoopingCall | None = None
-        self._skipped: set[type] = set()
+        self._warned: set[type] = set()
+        self._rules: TableRules | None = None
         self._stopping: Deferred[None] | None = None
 
     @classmethod
@@ -50,7 +57,15 @@ class SQLitePipeline:
         # store_for reads StoreConfig.from_settings: NotConfigured when SQLITE_ENABLED is off
         return cls(crawler, store_for(crawler))
 
+    @property
+    def rules(self) -> TableRules:
+        if self._rules is None:
+            self._rules = TableRules.from_settings(self.crawler.settings, self.crawler.spider)
+        return self._rules
+
     def open_spider(self) -> None:
+        self._rules = None  # read with this crawl's spider (its item_tables, item_keys)
+        _ = self.rules  # a bad ITEM_TABLES / ITEM_KEYS fails now, with its message
         open_for_crawl(self.store)
         # A slow crawl still writes every batch_seconds, not only on the next item.
         self.loop = task.LoopingCall(self.tick)
@@ -60,12 +75,48 @@ class SQLitePipeline:
         self.loop.start(interval, now=False).addErrback(self._loop_failed)
 
     def process_item(self, item: Any) -> Any:
-        if not dataclasses.is_dataclass(item) or isinstance(item, type):
-            self._skip(type(item))
-            return item
-        self.store.add_item(type(item), ItemAdapter(item))
+        self.add(item)
         self.flush_if_due()
         return item
+
+    def add(self, item: Any) -> None:
+        """Buffer ``item`` in its table; in ``unplaced_items`` when it has none."""
+        try:
+            placement = self.rules.place(item)
+        except TypeError as exc:
+            self._unplaced(item, str(exc))
+            return
+        try:
+            values = ItemAdapter(item).asdict()
+            key = row_key(placement, values)
+        except (TypeError, ValueError, RecursionError) as exc:
+            self._unplaced(item, f"cannot read its fields: {exc}")
+            return
+        if placement.declared and self._add_declared(item, values, placement, key):
+            return
+        try:
+            self.store.add_record(placement.table, values, key)
+        except (TypeError, ValueError, RecursionError) as exc:
+            self._unplaced(item, f"cannot store its values in {placement.table}: {exc}")
+
+    def _add_declared(
+        self, item: Any, values: dict[str, Any], placement: Placement, key: str
+    ) -> bool:
+        try:
+            self.store.add_item(type(item), values, placement, key)
+        except TypeError as exc:  # e.g. a field named like a bookkeeping column
+            if type(item) not in self._warned:
+                self._warned.add(type(item))
+                logger.warning(f"SQLite: {type(item).__name__} stored with inferred columns: {exc}")
+            return False
+        return True
+
+    def _unplaced(self, item: Any, reason: str) -> None:
+        name = str(getattr(self.crawler.spider, "name", None) or "")
+        if type(item) not in self._warned:
+            self._warned.add(type(item))
+            logger.warning(f"SQLite: {type(item).__name__} kept in unplaced_items: {reason}")
+        self.store.add_unplaced(name, type(item).__name__, item, reason)
 
     def flush_if_due(self) -> None:
         if self.store.flush_due() and not self.store.flush():
@@ -85,11 +136,6 @@ class SQLitePipeline:
         if self.store.is_open:
             self.store.flush()
         self.store.release()  # the run recorder, if enabled, releases last and closes
-
-    def _skip(self, item_cls: type) -> None:
-        if item_cls not in self._skipped:
-            self._skipped.add(item_cls)
-            logger.warning(f"SQLitePipeline stores dataclass items only; not storing {item_cls}")
 
     def _stop_if_failing(self) -> None:
         if self.store.failed_flushes < MAX_FAILED_FLUSHES or self._stopping is not None:

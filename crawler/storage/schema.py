@@ -97,9 +97,32 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, url)
     );
     """,
+    # 5: the columns of tables inferred from schema-less items (original key, kind: see
+    # crawler.storage.inferred), and items that no table could take, kept as JSON
+    """
+    CREATE TABLE item_columns (
+        table_name TEXT NOT NULL,
+        column_name TEXT NOT NULL,
+        item_key TEXT NOT NULL,
+        kind TEXT,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (table_name, column_name)
+    );
+    CREATE TABLE unplaced_items (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER,
+        spider TEXT,
+        item_type TEXT,
+        json TEXT,
+        reason TEXT,
+        created_at TEXT
+    );
+    """,
 ]
 
-CORE_TABLES = frozenset({"runs", "rejects", "fetch_state", "export_cursors"})
+CORE_TABLES = frozenset(
+    {"runs", "rejects", "fetch_state", "export_cursors", "item_columns", "unplaced_items"}
+)
 BOOKKEEPING: dict[str, str] = {
     "first_run_id": "INTEGER",
     "last_run_id": "INTEGER",
@@ -117,7 +140,9 @@ SQL_TYPES: dict[type, str] = {
     datetime: "TEXT",
     list: "TEXT",
 }
+ROW_KEY = "_key"  # the row key of an item without a natural key (see crawler.itemtables)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def quote(name: str) -> str:
@@ -202,8 +227,10 @@ def to_db(kind: type, value: Any) -> Any:
     """One field value as stored in its column (see ``SQL_TYPES``)."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)  # a lone surrogate cannot be stored as UTF-8
     if kind is list:
-        return to_json(value)
+        return _SURROGATE.sub("\ufffd", to_json(value))
     if kind is Decimal and isinstance(value, Decimal | int | float):
         return format(Decimal(str(value)) if isinstance(value, float) else Decimal(value), "f")
     if isinstance(value, bool):
@@ -228,22 +255,37 @@ class ItemTable:
     def for_class(cls, item_cls: type) -> ItemTable:
         """Checks the class once: names, key, no clash with core tables or bookkeeping."""
         name, fields, key = item_table(item_cls), field_specs(item_cls), item_key(item_cls)
+        return cls.declared(name, fields, key, item_cls.__name__)
+
+    @classmethod
+    @cache
+    def declared(
+        cls, name: str, fields: tuple[FieldSpec, ...], key: tuple[str, ...], owner: str = ""
+    ) -> ItemTable:
+        """The table of declared ``fields``; an empty ``key``: rows are identified by ``_key``
+        (a content hash the caller gives ``row``). ``TypeError`` when it cannot be stored."""
+        owner = owner or name
         names = [f.name for f in fields]
         for ident in (name, *names):
             try:
                 quote(ident)
             except ValueError as exc:
-                raise TypeError(f"{item_cls.__name__}: {exc}") from None
+                raise TypeError(f"{owner}: {exc}") from None
         if name in CORE_TABLES:
-            raise TypeError(f"{item_cls.__name__}: table name {name!r} is reserved by the store")
-        if clash := sorted(set(names) & BOOKKEEPING.keys()):
-            raise TypeError(f"{item_cls.__name__}: field names {clash} are reserved by the store")
-        if not key or not set(key) <= set(names):
-            raise TypeError(f"{item_cls.__name__}: key {key!r} must name fields of the class")
+            raise TypeError(f"{owner}: table name {name!r} is reserved by the store")
+        if clash := sorted({n.lower() for n in names} & (BOOKKEEPING.keys() | {ROW_KEY})):
+            raise TypeError(f"{owner}: field names {clash} are reserved by the store")
+        if key and not set(key) <= set(names):
+            raise TypeError(f"{owner}: key {key!r} must name fields of the class")
         return cls(name, fields, key)
 
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self.key or (ROW_KEY,)
+
     def columns(self) -> dict[str, str]:
-        return {f.name: SQL_TYPES[f.type] for f in self.fields} | BOOKKEEPING
+        own = {} if self.key else {ROW_KEY: "TEXT"}
+        return {f.name: SQL_TYPES[f.type] for f in self.fields} | own | BOOKKEEPING
 
     def ensure(self, conn: sqlite3.Connection) -> None:
         """Create the table and its key index, or add the columns it lacks."""
@@ -255,14 +297,14 @@ class ItemTable:
             for column, sql_type in self.columns().items():
                 if column not in existing:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)} {sql_type}")
-            keys = ", ".join(quote(k) for k in self.key)
-            index = quote(f"{self.name}_key")
+            keys = ", ".join(quote(k) for k in self.key_columns)
+            index = quote(f"{self.name}_key" if self.key else f"{self.name}__key")
             conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({keys})")
 
     @property
     def upsert_sql(self) -> str:
         table, names = quote(self.name), [f.name for f in self.fields]
-        columns = [*names, *BOOKKEEPING]
+        columns = [*names, *([] if self.key else [ROW_KEY]), *BOOKKEEPING]
         updates = [f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in self.key]
         updates += [
             "last_run_id = excluded.last_run_id",
@@ -274,12 +316,15 @@ class ItemTable:
         return (
             f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)})"
             f" VALUES ({', '.join('?' for _ in columns)})"
-            f" ON CONFLICT ({', '.join(quote(k) for k in self.key)})"
+            f" ON CONFLICT ({', '.join(quote(k) for k in self.key_columns)})"
             f" DO UPDATE SET {', '.join(updates)}"
         )
 
-    def row(self, values: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
-        """The field values as stored, and their row hash (unset and volatile fields do not count).
+    def row(
+        self, values: Mapping[str, Any], row_key: str | None = None
+    ) -> tuple[tuple[Any, ...], str]:
+        """The field values as stored (and ``row_key`` for a table without a natural key), and
+        their row hash (unset and volatile fields do not count).
 
         A volatile field (fetch time, latency) changes on every fetch of the same content: were it
         hashed, every re-crawl would set ``changed_at``.
@@ -290,4 +335,8 @@ class ItemTable:
             for f, v in zip(self.fields, stored, strict=True)
             if v is not None and not f.volatile
         }
+        if not self.key:
+            if row_key is None:
+                raise TypeError(f"{self.name}: an item without a natural key needs its row key")
+            stored = (*stored, row_key)
         return stored, hashlib.sha256(to_json(present, canonical=True).encode()).hexdigest()

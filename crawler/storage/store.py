@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import NotConfigured
 
 from crawler.atomicfile import fsync_dir, part_path
+from crawler.storage.inferred import InferredTable, Record, make_record
 from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
 
+    from crawler.itemtables import Placement
     from crawler.stats import RunCounts
 
 logger = logging.getLogger(__name__)
@@ -46,9 +48,14 @@ BATCHES = "sqlite/batches"
 WRITE_ERRORS = "sqlite/write_errors"
 UNSAVED_ITEMS = "sqlite/unsaved_items"
 UNSAVED_REJECTS = "sqlite/unsaved_rejects"
+UNPLACED_ITEMS = "sqlite/unplaced_items"  # items no table could take, kept in unplaced_items
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _RUN_JSON = ("arguments", "settings", "stats")
 _COMPANIONS = ("", "-wal", "-shm")  # the database file and the files SQLite keeps beside it
+_INSERT_UNPLACED = (
+    "INSERT INTO unplaced_items (run_id, spider, item_type, json, reason, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 _INSERT_REJECT = (
     "INSERT INTO rejects (run_id, item_type, item, reason, url, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -99,9 +106,15 @@ class StoreConfig:
 class _Batch:
     items: list[tuple[ItemTable, tuple[Any, ...], str, str]] = field(default_factory=list)
     rejects: list[tuple[str, str, str, str | None, str]] = field(default_factory=list)
+    records: list[tuple[str, Record]] = field(default_factory=list)  # schema-less: table, record
+    unplaced: list[tuple[str, str, str, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.items) + len(self.rejects)
+        return len(self.items) + len(self.rejects) + len(self.records) + len(self.unplaced)
+
+    @property
+    def stored(self) -> int:
+        return len(self.items) + len(self.records)
 
 
 def _make_parent(path: Path) -> None:
@@ -215,7 +228,7 @@ class Store:
             self.check_path()
         if self._pending and self._conn is not None:
             self.flush()
-        items, rejects = len(self._pending.items), len(self._pending.rejects)
+        items, rejects = self._pending.stored, len(self._pending.rejects)
         if items or rejects:
             reason = self.open_error or self.last_error or f"{self.config.path}: store not open"
             logger.error(f"SQLite store: {items} items and {rejects} rejects not saved: {reason}")
@@ -239,17 +252,43 @@ class Store:
     # --- batched writes ---------------------------------------------------------------------
     @property
     def pending_items(self) -> int:
-        return len(self._pending.items)
+        return self._pending.stored
 
     @property
     def pending_rejects(self) -> int:
         return len(self._pending.rejects)
 
-    def add_item(self, item_cls: type, values: Mapping[str, Any]) -> None:
-        """Buffer one item; ``TypeError`` if its class cannot be stored."""
-        table = ItemTable.for_class(item_cls)
-        row, row_hash = table.row(values)
+    def add_item(
+        self,
+        item_cls: type,
+        values: Mapping[str, Any],
+        placement: Placement | None = None,
+        row_key: str | None = None,
+    ) -> None:
+        """Buffer one item of a declared class (in its ``placement``'s table: its ``table`` and
+        ``key`` without one); ``TypeError`` if it cannot be stored so."""
+        if placement is None or placement.fields is None:
+            table = ItemTable.for_class(item_cls)
+        else:
+            table = ItemTable.declared(
+                placement.table, placement.fields, placement.key, item_cls.__name__
+            )
+        row, row_hash = table.row(values, row_key)
         self._pending.items.append((table, row, row_hash, self.now()))
+
+    def add_record(self, table: str, values: Mapping[str, Any], row_key: str) -> None:
+        """Buffer one schema-less item for ``table``, whose columns follow its keys (see
+        ``crawler.storage.inferred``); ``row_key`` identifies its row."""
+        self._pending.records.append((table, make_record(values, row_key, self.now())))
+
+    def add_unplaced(self, spider: str, item_type: str, item: Any, reason: str) -> None:
+        """Buffer an item no table can take: kept as JSON in ``unplaced_items`` with why."""
+        try:
+            text = to_json(item)
+        except (TypeError, ValueError, RecursionError) as exc:
+            text = json.dumps({"repr": repr(item)[:100_000], "json_error": str(exc)})
+        text = text.encode("utf-8", "replace").decode("utf-8")
+        self._pending.unplaced.append((spider, item_type, text, reason, self.now()))
 
     def add_reject(self, item_type: str, item: Mapping[str, Any], reason: str) -> None:
         url = item.get("url")
@@ -281,9 +320,10 @@ class Store:
             log(f"SQLite write failed, {len(batch)} records kept for retry: {self.last_error}")
             return False
         self._pending, self.failed_flushes = _Batch(), 0
-        self._items_written += len(batch.items)
+        self._items_written += batch.stored
         self._inc_stat(BATCHES)
-        self._inc_stat(ITEMS_WRITTEN, len(batch.items))
+        self._inc_stat(ITEMS_WRITTEN, batch.stored)
+        self._inc_stat(UNPLACED_ITEMS, len(batch.unplaced))
         self._inc_stat(REJECTS_WRITTEN, len(batch.rejects))
         return True
 
@@ -303,7 +343,13 @@ class Store:
                     if t == table
                 ]
                 conn.executemany(table.upsert_sql, rows)
+            records: dict[str, list[Record]] = {}
+            for name, record in batch.records:
+                records.setdefault(name, []).append(record)
+            for name, group in records.items():
+                InferredTable.load(conn, name).write(conn, group, run)
             conn.executemany(_INSERT_REJECT, [(run, *r) for r in batch.rejects])
+            conn.executemany(_INSERT_UNPLACED, [(run, *u) for u in batch.unplaced])
 
     def _error(self, exc: BaseException) -> StoreError:
         if isinstance(exc, StoreError):
