@@ -34,6 +34,8 @@ class Arg:
     help: str = ""
     # "urls": split repeats and commas that start a new URL; "lines": split repeats only.
     multiple: str | None = None
+    # Shown by `scrapy args` and its schema; the spider's check_arguments refuses its absence.
+    required: bool = False
 
 
 def positive_int(text: str) -> int:
@@ -93,3 +95,40 @@ def parse_arguments(declared: Mapping[str, Arg], raw: Mapping[str, Any]) -> dict
             raise ArgumentError(f"invalid argument {name}={text!r}: {exc}") from None
     values.update({k: str(v) for k, v in raw.items() if k in SCRAPYD_ARGUMENTS})
     return values
+
+
+# How `scrapy args` shows an argument's type (by its parse function's name): a short label and
+# the JSON Schema of one value. A parse function not listed here is shown as text.
+ARG_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "seed_url": ("url", {"type": "string", "format": "uri"}),
+    "readable_file": ("file", {"type": "string", "format": "path"}),
+    "regex": ("regex", {"type": "string", "format": "regex"}),
+    "positive_int": ("integer>0", {"type": "integer", "exclusiveMinimum": 0}),
+    "non_negative_int": ("integer>=0", {"type": "integer", "minimum": 0}),
+    "boolean": ("boolean", {"type": "boolean"}),
+    "duration": ("duration", {"type": "string"}),
+    "render_mode": ("never|always|auto", {"enum": ["never", "always", "auto"]}),
+    "shard": ("K/N", {"type": "string", "pattern": "^[0-9]+/[0-9]+$"}),
+}
+
+
+def arg_type(arg: Arg) -> tuple[str, dict[str, Any]]:
+    """The label and JSON Schema of ``arg``'s values (an array of them when repeatable)."""
+    label, schema = ARG_TYPES.get(getattr(arg.parse, "__name__", ""), ("text", {"type": "string"}))
+    if arg.multiple:
+        return f"{label}, repeatable", {"type": "array", "items": dict(schema)}
+    return label, dict(schema)
+
+
+def param_schema(declared: Mapping[str, Arg]) -> dict[str, Any]:
+    """``declared`` as a JSON Schema object, in the shape of scrapy-spider-metadata's
+    ``param_schema`` (title, description, type, default per property; required names)."""
+    properties: dict[str, Any] = {}
+    for name, arg in declared.items():
+        _, schema = arg_type(arg)
+        description = {"description": arg.help} if arg.help else {}
+        properties[name] = {"title": name.replace("_", " ").title(), **schema, **description}
+        if arg.default is not None:
+            properties[name]["default"] = arg.default
+    required = [name for name, arg in declared.items() if arg.required]
+    return {"type": "object", "properties": properties, "required": required}

@@ -17,6 +17,10 @@ SEED = "seed"  # True: a URL the user named; may reach a private address (Privat
 REVALIDATE = "revalidate"  # send stored validators; a 304 becomes NotModified (conditional)
 MIN_AGE = "min_age"  # seconds: skip the URL when fetched more recently (conditional)
 
+# Set by Scrapy (StartSpiderMiddleware) on every request of a spider's start(), start_urls included:
+# the user named it, as SEED (PrivateTargetMiddleware)
+START_REQUEST = "is_start_request"
+
 # Set by components
 OWN_REQUEST = "crawler_own_request"  # a request a component made itself, not the spider's
 ROBOTS_REQUEST = "robotstxt_request"  # our robots.txt downloads (RobotsTxtMiddleware)

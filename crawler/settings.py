@@ -10,10 +10,14 @@ switches one off. Concurrency and politeness come from the profile named by ``CR
 (``crawler/profiles.py``): set single values only to override the profile.
 """
 
+from pathlib import Path
+
 BOT_NAME = "crawler"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 COMMANDS_MODULE = "crawler.commands"
+# `scrapy genspider NAME DOMAIN` uses the project's templates (crawler/templates/spiders/).
+TEMPLATES_DIR = str(Path(__file__).parent / "templates")
 
 # Installs the project's defaults, components, the profile and rendering (crawler/addon.py).
 # Add your own add-ons to this dict; removing this one removes the whole project layer.

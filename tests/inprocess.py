@@ -144,3 +144,39 @@ def _crawl(workdir: Path, argv: list[str]) -> tuple[int, str, str]:
             os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
         else:
             os.environ["SCRAPY_SETTINGS_MODULE"] = previous
+
+
+def crawl_spider_class(
+    workdir: Path, spidercls: type[Any], settings: dict[str, Any] | None = None
+) -> tuple[Crawler, str]:
+    """Crawl ``spidercls`` (any ``scrapy.Spider``, ours or not) in this process with the
+    project's settings (and ``settings`` at command-line priority), ``workdir`` as the working
+    directory; returns the finished crawler and what it logged."""
+    if not _one_at_a_time.acquire(blocking=False):
+        raise RuntimeError("in-process crawls run one at a time: use subprocess=True in parallel")
+    stderr = io.StringIO()
+    cwd = Path.cwd()
+    previous = os.environ.get("SCRAPY_SETTINGS_MODULE")
+    try:
+        os.chdir(workdir)
+        os.environ["SCRAPY_SETTINGS_MODULE"] = "crawler.settings"
+        project = get_project_settings()
+        project.setdict(settings or {}, priority="cmdline")
+        crawlers: list[Crawler] = []
+
+        def start() -> Deferred[None]:
+            _install_resolver(project)
+            runner = CrawlerRunner(project)
+            crawlers.append(runner.create_crawler(spidercls))
+            return runner.crawl(crawlers[0])
+
+        with contextlib.redirect_stderr(stderr), _captured_log(stderr, project):
+            reactor.call(start)
+        return crawlers[0], stderr.getvalue()
+    finally:
+        os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
+        else:
+            os.environ["SCRAPY_SETTINGS_MODULE"] = previous
+        _one_at_a_time.release()

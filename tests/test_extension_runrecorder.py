@@ -50,6 +50,7 @@ class Note:
 def make_crawler(tmp_path: Path, **settings: Any) -> Crawler:
     values = {
         "SQLITE_ENABLED": True,
+        "RUN_RECORD": True,  # as `scrapy crawl` sets it
         "SQLITE_PATH": str(tmp_path / "crawler.sqlite"),
         "CRAWL_PROFILE": "fast",
     }
@@ -173,3 +174,9 @@ def test_command_line_settings_are_recorded_with_secrets_masked() -> None:
     headers = recorded["DEFAULT_REQUEST_HEADERS"]
     assert headers == {"Authorization": "***", "Accept": "text/html"}
     assert "t0k3n" not in json.dumps(recorded) and "pw" not in json.dumps(recorded)
+
+
+def test_no_run_row_unless_the_command_records_runs(tmp_path: Path) -> None:
+    """`scrapy shell`, `fetch`, `parse`, `check` and scripts: RUN_RECORD is off (its default)."""
+    with pytest.raises(NotConfigured):
+        RunRecorder.from_crawler(make_crawler(tmp_path, RUN_RECORD=False))

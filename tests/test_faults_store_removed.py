@@ -167,7 +167,11 @@ class _Engine:
 
 
 def make_crawler(tmp_path: Path) -> Crawler:
-    settings = {"SQLITE_ENABLED": True, "SQLITE_PATH": str(tmp_path / "crawler.sqlite")}
+    settings = {
+        "SQLITE_ENABLED": True,
+        "RUN_RECORD": True,
+        "SQLITE_PATH": str(tmp_path / "crawler.sqlite"),
+    }
     crawler = get_crawler(ShopSpider, {**settings, "SQLITE_BATCH_SIZE": 2})
     crawler.spider = ShopSpider.from_crawler(crawler)
     return crawler

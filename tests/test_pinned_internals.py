@@ -110,6 +110,25 @@ INTERNALS = (
     Internal(RUN_COMMAND, "_create_crawler",
              "crawler/commands/crawl.py calls and crawler/commands/runspider.py overrides",
              ("self", "spidercls")),
+    # Scrapy: `scrapy shell` with a Shell whose fetch(url) names its target (Scrapy's run, copied)
+    Internal("scrapy.commands.shell:Command", "_init_with_reactor",
+             "crawler/commands/shell.py calls", ("self", "crawler")),
+    Internal("scrapy.commands.shell:Command", "_init_without_reactor",
+             "crawler/commands/shell.py calls", ("self", "crawler")),
+    Internal("scrapy.commands.shell:Command", "_get_reactorless_loop",
+             "crawler/commands/shell.py calls", ("self",)),
+    Internal("scrapy.crawler:Crawler", "_apply_settings", "crawler/commands/shell.py calls",
+             ("self",)),
+    Internal("scrapy.crawler:CrawlerProcessBase", "_create_crawler",
+             "crawler/commands/shell.py calls", ("self", "spidercls")),
+    # Scrapy: `scrapy genspider` with the project's templates
+    Internal("scrapy.commands.genspider:Command", "_generate_template_variables",
+             "crawler/commands/genspider.py overrides (super() call)",
+             ("self", "module", "name", "url", "template_name")),
+    Internal("scrapy.commands.genspider:Command", "_find_template",
+             "crawler/commands/genspider.py overrides (super() call)", ("self", "template")),
+    Internal("scrapy.commands.genspider:Command", "_list_templates",
+             "crawler/commands/genspider.py replaces", ("self",)),
     # Scrapy: the download handlers the benchmark's ablation compares
     Internal("scrapy.core.downloader.handlers._aiohttp", "AiohttpDownloadHandler",
              "bench/ablate.py loads"),
@@ -124,6 +143,10 @@ SUBCLASSES = (
     ("crawler.middlewares.robots:RobotsTxtMiddleware", OUR_ROBOTS),
     ("crawler.commands.crawl:Command", "crawler/commands/crawl.py"),
     ("crawler.commands.runspider:Command", "crawler/commands/runspider.py"),
+    ("crawler.commands.shell:Command", "crawler/commands/shell.py"),
+    ("crawler.commands.genspider:Command", "crawler/commands/genspider.py"),
+    ("crawler.commands.check:Command", "crawler/commands/check.py"),
+    ("crawler.commands.parse:Command", "crawler/commands/parse.py"),
 )
 
 

@@ -62,3 +62,59 @@ def test_sitemap_discovery(run_crawl: Any, demo_site: DemoSite) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     # the sitemap lists home, /catalog/, 8 listings and every product
     assert result.rows("SELECT count(*) AS n FROM pages")[0]["n"] == PRODUCT_COUNT + 10
+
+
+# --- Scrapy's own limits keep their meaning: DEPTH_LIMIT, CLOSESPIDER_PAGECOUNT -----------------
+
+
+def listing_urls(run_crawl: Any, demo_site: DemoSite, *args: str) -> list[str]:
+    base = demo_site.url
+    result = run_crawl("site", "-a", f"start_url={base}", "-a", "deny=/products/", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [r["url"] for r in result.rows("SELECT url FROM pages")]
+
+
+@pytest.mark.parametrize(("limit", "deepest"), [("5", 5), ("0", 6)])
+def test_user_set_depth_limit_wins_over_the_spider_default(
+    limit: str, deepest: int, run_crawl: Any, demo_site: DemoSite
+) -> None:
+    """-s DEPTH_LIMIT=5 reaches page 5 of each category (the spider's depth 3 stops at page 3);
+    0 means no limit, as in Scrapy: the last page (6) of every category."""
+    urls = listing_urls(run_crawl, demo_site, "-s", f"DEPTH_LIMIT={limit}")
+
+    assert sum(f"page={deepest}" in url for url in urls) == 8
+    assert not any(f"page={deepest + 1}" in url for url in urls)
+
+
+@pytest.mark.slow
+def test_closespider_pagecount_zero_lifts_the_spider_page_budget(
+    run_crawl: Any, demo_site: DemoSite
+) -> None:
+    """The spider's own budget (max_pages 1000) no longer stops a crawl the user let run."""
+    result = run_crawl(
+        "site", "-a", f"start_url={demo_site.url}", "-a", "depth=10",
+        "-s", "CLOSESPIDER_PAGECOUNT=0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = result.rows("SELECT * FROM runs")
+    assert run["items"] > PRODUCT_COUNT  # every product and every listing
+    assert '"site/max_pages_skipped"' not in run["stats"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-a", "depth=2", "-s", "DEPTH_LIMIT=5"],
+         "error: -a depth=2 and DEPTH_LIMIT=5 disagree: set one of them (DEPTH_LIMIT=0: no limit)"),
+        (["-a", "max_pages=10", "-s", "CLOSESPIDER_PAGECOUNT=0"],
+         "error: -a max_pages=10 and CLOSESPIDER_PAGECOUNT=0 disagree: set one of them"
+         " (CLOSESPIDER_PAGECOUNT=0: no limit)"),
+    ],
+)  # fmt: skip
+def test_spider_argument_and_scrapy_setting_that_disagree_are_refused(
+    args: list[str], message: str, run_crawl: Any, demo_site: DemoSite
+) -> None:
+    result = run_crawl("site", "-a", f"start_url={demo_site.url}", *args)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == message

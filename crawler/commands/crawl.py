@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
@@ -50,6 +50,12 @@ def join_repeated(pairs: list[str]) -> list[str]:
 
 
 class Command(ScrapyCrawlCommand):
+    # a crawl records its run (RunRecorder); other commands that crawl (fetch, shell…) do not
+    default_settings: ClassVar[dict[str, Any]] = {
+        **ScrapyCrawlCommand.default_settings,
+        "RUN_RECORD": True,
+    }
+
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         opts.spargs = join_repeated(opts.spargs or [])
         super().process_options(args, opts)
@@ -91,6 +97,9 @@ class Command(ScrapyCrawlCommand):
             raise ArgumentError(f"no spider named {spider_name!r} (see `scrapy list`)") from None
         parse = getattr(spidercls, "parse_arguments", None)
         values = parse(spargs) if parse is not None else {}
+        settle = getattr(spidercls, "settle_arguments", None)
+        if settle is not None:  # e.g. -a depth=2 against -s DEPTH_LIMIT=5
+            settle(spargs, values, self.settings)
         check_browser(self.settings, values.get("render"))  # rendering asked for: a browser?
         jobdir = self.settings.get("JOBDIR")
         if jobdir:

@@ -6,7 +6,7 @@ gets the project's verdict instead (``crawler.stats.judge``, as recorded in the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import signals
 from scrapy.commands.runspider import Command as ScrapyRunSpiderCommand
@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 
 class Command(ScrapyRunSpiderCommand):
+    # a crawl records its run (RunRecorder); other commands that crawl (fetch, shell…) do not
+    default_settings: ClassVar[dict[str, Any]] = {
+        **ScrapyRunSpiderCommand.default_settings,
+        "RUN_RECORD": True,
+    }
+
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         self._spider_crawler: Crawler | None = None
         self._reasons: list[str] = []

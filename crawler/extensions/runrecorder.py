@@ -1,6 +1,8 @@
 """``RunRecorder``: one row per crawl in the store's ``runs`` table, and every rejected item.
 
-Settings: ``SQLITE_ENABLED`` (off: not loaded), ``CRAWL_PROFILE`` (recorded), and every setting
+Settings: ``RUN_RECORD`` (off: not loaded; ``scrapy crawl`` and ``scrapy runspider`` switch it
+on, so ``shell``, ``fetch``, ``parse`` and ``check`` leave no row), ``SQLITE_ENABLED`` (off: not
+loaded), ``CRAWL_PROFILE`` (recorded), and every setting
 given on the command line (``-s``), recorded with secrets masked by the one secret policy
 (``crawler.safety.secrets``: by name, known secret values, URL credentials), as are the spider's
 arguments, the final stats and the failure text. The run row is inserted when
@@ -16,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from scrapy import signals
-from scrapy.exceptions import CloseSpider
+from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.settings import SETTINGS_PRIORITIES
 
+from crawler import defaults
 from crawler import stats as keys
 from crawler.exceptions import RejectItem
 from crawler.safety.secrets import Redactor, arguments_secrets, masked, settings_secrets
@@ -61,6 +64,8 @@ class RunRecorder:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
+        if not crawler.settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
+            raise NotConfigured("RUN_RECORD is off: only crawl and runspider record runs")
         ext = cls(crawler, store_for(crawler))  # NotConfigured when SQLITE_ENABLED is off
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)

@@ -11,8 +11,11 @@ Before a request connects:
   crawler in the same process, allowing private targets or naming other seeds, changes nothing
   here; it is live for the resolver from now until the engine stops;
 * seeds name their origin, host and port: every URL of a spider argument parsed by ``seed_url``
-  when the spider opens, and every seed request (``meta["seed"] = True``, set by the spiders,
-  not the product of a redirect) as it passes;
+  when the spider opens, and every seed request as it passes, that is, one not the product of
+  a redirect that either carries ``meta["seed"] = True`` (set by our spiders, ``scrapy shell``)
+  or is a start request (Scrapy's ``meta["is_start_request"]``: ``start_urls`` and what
+  ``start()`` yields, in any spider, and the URL of ``scrapy fetch``/``parse``/``check``);
+  links, redirects and browser sub-requests are never seeds;
 * an IP literal host in any spelling (``127.1``, ``0x7f000001``, ``[::ffff:127.0.0.1]``) that is
   not public is refused unless its origin was named, spelled plainly;
 * a host name is resolved first (``crawler.safety.resolver.resolve``: the process's resolver,
@@ -34,7 +37,7 @@ from scrapy import signals
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.reactor import is_reactor_installed
 
-from crawler.meta import SEED
+from crawler.meta import SEED, START_REQUEST
 from crawler.safety.named import LIVE, NamedTargets
 from crawler.safety.resolver import SafeResolver, resolve
 from crawler.safety.targets import (
@@ -173,8 +176,11 @@ class PrivateTargetMiddleware:
 
 
 def _is_seed(request: Request) -> bool:
-    """A request the spider made for a seed; a redirect from it carries its meta but is not."""
-    return request.meta.get(SEED) is True and "redirect_urls" not in request.meta
+    """A request for a URL the user named: marked a seed, or a start request of the spider
+    (``start_urls``, ``start()``); a redirect from it carries its meta but is not."""
+    meta = request.meta
+    named = meta.get(SEED) is True or meta.get(START_REQUEST) is True
+    return named and "redirect_urls" not in meta
 
 
 def _hostname(url: str) -> str | None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
 
 
@@ -53,6 +54,7 @@ class BaseSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        cls.settle_arguments(kwargs, spider.arguments, crawler.settings)
         if spider.arguments.get("render"):
             # before the add-ons run: RenderAddon installs the browser handler from RENDER_MODE
             crawler.settings.set("RENDER_MODE", spider.arguments["render"], priority="cmdline")
@@ -68,6 +70,14 @@ class BaseSpider(scrapy.Spider):
     @classmethod
     def check_arguments(cls, values: dict[str, Any]) -> None:
         """Checks across arguments (e.g. one of two is required); raise ``ArgumentError``."""
+
+    @classmethod
+    def settle_arguments(
+        cls, raw: Mapping[str, Any], values: dict[str, Any], settings: BaseSettings
+    ) -> None:
+        """Reconcile ``values`` with the crawl's settings (a Scrapy setting the user set that an
+        argument's default would override): update ``values`` or raise ``ArgumentError``.
+        ``raw`` holds the arguments given; called by ``from_crawler`` and ``scrapy crawl``."""
 
     def iter_seeds(
         self, urls: list[str] | None, path: str | None, part: Shard | None = None

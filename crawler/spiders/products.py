@@ -37,7 +37,7 @@ class ProductsSpider(BaseSpider):
 
     name = "products"
     arguments_spec: ClassVar[dict[str, Arg]] = {
-        "start_url": Arg(seed_url, help="the shop's home or catalog page"),
+        "start_url": Arg(seed_url, required=True, help="the shop's home or catalog page"),
         "max_products": Arg(positive_int, help="stop following product links after this many"),
         "min_age": MIN_AGE_ARG,
         "render": RENDER_ARG,
@@ -70,7 +70,15 @@ class ProductsSpider(BaseSpider):
         )
 
     def parse(self, response: Response) -> Iterator[scrapy.Request]:
-        """A home, catalog or listing page: follow categories, next pages and products."""
+        """A home, catalog or listing page: follow categories, next pages and products.
+
+        Contracts (``scrapy check products -a start_url=…``): a listing of the demo shop links
+        to its products and its next page, and yields no item.
+
+        @path /catalog/lighting/
+        @returns requests 10
+        @returns items 0 0
+        """
         listing = {"render_click": self.load_more}
         for href in response.css(self.category_links).getall():
             yield response.follow(href, callback=self.parse, errback=self.on_error, meta=listing)
@@ -90,7 +98,13 @@ class ProductsSpider(BaseSpider):
             )
 
     def parse_product(self, response: Response) -> ProductItem:
-        """Raw text per field; the clean pipeline turns it into typed values."""
+        """Raw text per field; the clean pipeline turns it into typed values.
+
+        @path /products/3
+        @returns items 1 1
+        @returns requests 0 0
+        @scrapes sku name price currency in_stock category url
+        """
         product = response.css("div.product")
         price = product.css("p.price")
         price_text = price.xpath("string()").get()

@@ -9,6 +9,7 @@ import scrapy
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import TextResponse
 from scrapy.linkextractors import LinkExtractor
+from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
@@ -20,9 +21,10 @@ from crawler.safety.targets import seed_url
 from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Iterator, Mapping
 
     from scrapy.http import Response
+    from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
 
 
@@ -31,6 +33,9 @@ class SiteSpider(BaseSpider):
 
     Links are filtered by ``allow``/``deny`` regular expressions (repeat ``-a`` for several),
     bounded by ``depth`` (link hops from a start URL) and ``max_pages`` (requests scheduled).
+    Scrapy's own ``DEPTH_LIMIT`` and ``CLOSESPIDER_PAGECOUNT``, when the user sets them, keep
+    their meaning (0: no limit) and replace the defaults of ``depth`` and ``max_pages``; given
+    with the argument and disagreeing, the crawl is refused (``settle_arguments``).
     robots.txt is obeyed (``ROBOTSTXT_OBEY``); ``sitemap=true`` also seeds from the sitemaps
     that robots.txt lists, or ``/sitemap.xml``. Pages at the ``depth`` limit (their links are
     not followed) are revalidated on a recrawl and skipped by ``min_age``; the others are always
@@ -39,7 +44,9 @@ class SiteSpider(BaseSpider):
 
     name = "site"
     arguments_spec: ClassVar[dict[str, Arg]] = {
-        "start_url": Arg(seed_url, multiple="urls", help="where to start; repeatable"),
+        "start_url": Arg(
+            seed_url, multiple="urls", required=True, help="where to start; repeatable"
+        ),
         "allow": Arg(regex, multiple="lines", help="only follow URLs matching (repeatable)"),
         "deny": Arg(regex, multiple="lines", help="never follow URLs matching (repeatable)"),
         "depth": Arg(non_negative_int, default=3, help="link hops from a start URL"),
@@ -66,6 +73,25 @@ class SiteSpider(BaseSpider):
         if not values["start_url"]:
             raise ArgumentError("site needs -a start_url=URL")
 
+    @classmethod
+    def settle_arguments(
+        cls, raw: Mapping[str, Any], values: dict[str, Any], settings: BaseSettings
+    ) -> None:
+        """A user-set ``DEPTH_LIMIT`` / ``CLOSESPIDER_PAGECOUNT`` replaces the default of
+        ``depth`` / ``max_pages`` (0: no limit, None here); with the argument too, they must
+        agree. Set in ``values``, so the runs row records the limits the crawl used."""
+        for arg, setting in (("depth", "DEPTH_LIMIT"), ("max_pages", "CLOSESPIDER_PAGECOUNT")):
+            if (settings.getpriority(setting) or 0) <= SETTINGS_PRIORITIES["default"]:
+                continue  # Scrapy's default (0): the spider's own limit applies
+            limit = settings.getint(setting) or None
+            if arg not in raw:
+                values[arg] = limit
+            elif values[arg] != limit:
+                raise ArgumentError(
+                    f"-a {arg}={values[arg]} and {setting}={settings.getint(setting)} disagree:"
+                    f" set one of them ({setting}=0: no limit)"
+                )
+
     async def start(self) -> AsyncIterator[Any]:
         for seed in self.iter_seeds(self.arguments["start_url"], None):
             request = self._request(seed.url, depth=0, seed=True)
@@ -81,12 +107,13 @@ class SiteSpider(BaseSpider):
         """A request for a page not seen yet, or None (seen, or the page budget is spent)."""
         if url in self.seen or not self._on_site(url):
             return None
-        if len(self.seen) >= self.arguments["max_pages"]:
+        budget = self.arguments["max_pages"]
+        if budget is not None and len(self.seen) >= budget:
             self.crawler.stats.inc_value("site/max_pages_skipped")
             return None
         self.seen.add(url)
         # a page whose links are not followed may be revalidated or skipped (min_age)
-        meta = self.leaf_meta() if depth >= self.arguments["depth"] else {}
+        meta = self.leaf_meta() if self._at_depth_limit(depth) else {}
         if seed:
             meta[SEED] = True  # named by the user (PrivateTargetMiddleware)
         return scrapy.Request(
@@ -97,13 +124,17 @@ class SiteSpider(BaseSpider):
             meta=meta,
         )
 
+    def _at_depth_limit(self, hops: int) -> bool:
+        limit = self.arguments["depth"]
+        return limit is not None and hops >= limit
+
     def _on_site(self, url: str) -> bool:
         host = (urlsplit(url).hostname or "").lower()
         return any(host == d or host.endswith(f".{d}") for d in self.allowed_domains)
 
     def parse(self, response: Response, hops: int) -> Iterator[Any]:
         yield page_item(response, response.meta.get("redirect_urls", [response.url])[0])
-        if hops >= self.arguments["depth"] or not isinstance(response, TextResponse):
+        if self._at_depth_limit(hops) or not isinstance(response, TextResponse):
             return
         for link in self.links.extract_links(response):
             request = self._request(link.url, hops + 1)
