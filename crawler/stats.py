@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from crawler import defaults
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -95,6 +97,8 @@ class Baseline:
 
 def _number(settings: BaseSettings, name: str, low: float, high: float | None) -> float:
     raw = settings.get(name)
+    if raw is None:  # settings built without the project add-on (tests, scripts)
+        raw = getattr(defaults, name)
     try:
         value = float(raw)
     except (TypeError, ValueError):
@@ -112,6 +116,7 @@ class HealthPolicy:
     min_requests: int = 10
     min_item_ratio: float = 0.5
     item_stats: tuple[str, ...] = ("item_scraped_count",)
+    max_reject_ratio: float = 0.5
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> HealthPolicy:
@@ -122,6 +127,7 @@ class HealthPolicy:
             min_requests=int(_number(settings, "HEALTH_MIN_REQUESTS", 0, None)),
             min_item_ratio=_number(settings, "HEALTH_MIN_ITEM_RATIO", 0, 1),
             item_stats=tuple(settings.getlist("HEALTH_ITEM_STATS")) or ("item_scraped_count",),
+            max_reject_ratio=_number(settings, "HEALTH_MAX_REJECT_RATIO", 0, 1),
         )
 
     def items(self, stats: Mapping[str, Any]) -> int:
@@ -163,9 +169,29 @@ def judge(
             f"items: {items} items, under {policy.min_item_ratio:.0%} of the {baseline.items}"
             f" items of run {baseline.run_id} (HEALTH_MIN_ITEM_RATIO)"
         )
+    if rejected := too_many_rejects(stats, policy):
+        failures.append(rejected)
     if csv_failure := unpublished_csv(stats):
         failures.append(csv_failure)
     return Verdict(1 if failures else 0, tuple(failures))
+
+
+def too_many_rejects(stats: Mapping[str, Any], policy: HealthPolicy) -> str | None:
+    """Why the run's rejects fail it: it stored no item but rejected some, or it rejected more
+    than ``HEALTH_MAX_REJECT_RATIO`` of the items that reached validation."""
+    rejected = int(stats.get(REJECTED, 0))
+    stored = int(stats.get("item_scraped_count", 0))
+    if not rejected:
+        return None
+    seen = rejected + stored
+    if not stored:
+        return f"rejects: all {rejected} items were rejected, none stored (see the rejects table)"
+    if rejected > policy.max_reject_ratio * seen:
+        return (
+            f"rejects: {rejected} of {seen} items rejected ({rejected / seen:.0%},"
+            f" HEALTH_MAX_REJECT_RATIO is {policy.max_reject_ratio:.0%})"
+        )
+    return None
 
 
 def fetched_nothing(stats: Mapping[str, Any], items: int) -> str | None:

@@ -18,6 +18,12 @@ def pytest_configure(config: pytest.Config) -> None:
     reactor.install()  # the asyncio reactor, before any test module imports the reactor
 
 
+@pytest.fixture(autouse=True)
+def _main_thread_event_loop() -> None:
+    """Every test starts with the reactor's loop as the main thread's current loop."""
+    reactor.restore_main_loop()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Tests marked ``reactor_thread`` run in the reactor's thread, where its event loop runs

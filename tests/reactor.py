@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _started = threading.Event()
 _lock = threading.Lock()
+_loop: list[asyncio.AbstractEventLoop] = []  # the reactor's event loop, once installed
 
 
 def install() -> None:
@@ -34,7 +35,18 @@ def install() -> None:
         asyncioreactor.install(eventloop=loop)
     except ReactorAlreadyInstalledError:
         return
+    _loop.append(loop)
     asyncio.set_event_loop(loop)
+
+
+def restore_main_loop() -> None:
+    """Make the reactor's loop the main thread's current one again.
+
+    ``asyncio.run()`` in a test leaves the main thread without a current loop; components built
+    in the main thread (Scrapy's ``deferred_from_coro``) then find none.
+    """
+    if _loop and threading.current_thread() is threading.main_thread():
+        asyncio.set_event_loop(_loop[0])
 
 
 def _run(loop: asyncio.AbstractEventLoop) -> None:

@@ -87,13 +87,45 @@ def test_fewer_items_than_the_previous_run_fails(demo_site: DemoSite, run_crawl:
     )
     assert broken.returncode == 1
     run = last_run(broken)
-    expected = f"items: 0 items, under 50% of the 6 items of run {baseline['id']}"
-    assert run["failure"] == f"{expected} (HEALTH_MIN_ITEM_RATIO)"
+    expected = [
+        f"items: 0 items, under 50% of the 6 items of run {baseline['id']} (HEALTH_MIN_ITEM_RATIO)",
+        "rejects: all 6 items were rejected, none stored (see the rejects table)",
+    ]
+    assert run["failure"] == "; ".join(expected)
     assert (run["exit_status"], run["finish_reason"], run["items"]) == (1, "finished", 0)
-    assert [line.split("run failed: ")[1] for line in error_lines(broken)] == [run["failure"]]
+    assert [line.split("run failed: ")[1] for line in error_lines(broken)] == expected
     # A third run with other arguments has no previous run to compare with.
     other = run_crawl("products", "-a", f"start_url={demo_site.url}", "-a", "max_products=2")
     assert other.returncode == 0 and last_run(other)["failure"] is None
+
+
+def test_a_run_that_rejects_every_item_fails_without_a_previous_run(
+    demo_site: DemoSite, run_crawl: Any
+) -> None:
+    """Health for any spider: nothing stored but items rejected is a failed run, first run too."""
+    args = ["-a", f"start_url={demo_site.url}", "-a", "max_products=3"]
+    result = run_crawl("products", *args, "-s", "VALIDATE_MAX_FIELD_CHARS=5")
+    assert result.returncode == 1
+    run = last_run(result)
+    assert (
+        run["failure"] == "rejects: all 3 items were rejected, none stored (see the rejects table)"
+    )
+    assert (run["exit_status"], run["items"], run["rejects"]) == (1, 0, 3)
+
+
+@pytest.mark.parametrize(
+    ("rejected", "stored", "failure"),
+    [
+        (0, 10, None),
+        (5, 5, None),
+        (6, 4, "rejects: 6 of 10 items rejected (60%, HEALTH_MAX_REJECT_RATIO is 50%)"),
+        (1, 0, "rejects: all 1 items were rejected, none stored (see the rejects table)"),
+    ],
+)
+def test_reject_ratio(rejected: int, stored: int, failure: str | None) -> None:
+    stats = {"validate/rejected": rejected, "item_scraped_count": stored, RESPONSES: 10}
+    verdict = judge("finished", stats, HealthPolicy(), None)
+    assert verdict.failures == ((failure,) if failure else ())
 
 
 @pytest.mark.parametrize(("settings", "status"), [([], 1), (["-s", "HEALTH_ENABLED=False"], 0)])

@@ -25,7 +25,6 @@ store: otherwise the URL is fetched in full (``incremental/row_missing``).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, replace
@@ -40,7 +39,7 @@ from scrapy.http.request import NO_CALLBACK
 from twisted.internet import task
 
 from crawler.exceptions import IncrementalSkip, NotModified
-from crawler.items import item_table
+from crawler.itemtables import TableRules
 from crawler.meta import MIN_AGE, REVALIDATE
 from crawler.stats import (
     CHANGED,
@@ -97,6 +96,7 @@ class ConditionalRequestMiddleware:
         self.state = FetchState(store)
         store.hold()
         self.active = False  # the store is open
+        self.rules: TableRules | None = None  # names the table each item goes to
         self.loop: task.LoopingCall | None = None
         self._read_failed = False
         # what process_request found for a request (not in meta: meta may be serialised)
@@ -129,6 +129,10 @@ class ConditionalRequestMiddleware:
             return  # the SQLite pipeline reports it and closes the spider
         # another spider's validators would make 304s of pages whose items it never stored
         self.state.scope = getattr(self.crawler.spider, "name", "")
+        try:  # the table each item goes to, named as the store names it
+            self.rules = TableRules.from_settings(self.crawler.settings, self.crawler.spider)
+        except ValueError:
+            self.rules = None  # a bad ITEM_TABLES/ITEM_KEYS: the SQLite pipeline reports it
         self.active = True
         self.loop = task.LoopingCall(self._flush_if_due)
         interval = max(0.05, self.state.store.config.batch_seconds / 2)
@@ -233,14 +237,18 @@ class ConditionalRequestMiddleware:
 
     def item_scraped(self, item: Any, response: Response | Failure) -> None:
         """Link the recorded fetch of ``response`` to the row its item goes to."""
-        if not self.active or not dataclasses.is_dataclass(item) or isinstance(item, type):
-            return  # the store keeps dataclass items only
+        if not self.active or self.rules is None:
+            return
+        try:
+            table = self.rules.place(item).table
+        except (TypeError, ValueError):
+            return  # not an item the store can place: it backs no 304
         source = response if isinstance(response, Response) else _failed_response(response)
         request = getattr(source, "request", None)
         if request is None or request not in self._recorded:
             return  # not a response this run recorded (a 304, a timeout, another request's)
         url = ItemAdapter(item).get("url")
-        link = (item_table(type(item)), url if isinstance(url, str) else None)
+        link = (table, url if isinstance(url, str) else None)
         first = self._recorded[request]
         if first is not None and first != link:
             link = (first[0], None)  # several rows from one page: no single row backs a 304
