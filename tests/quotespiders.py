@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import attrs
+import pydantic
 import scrapy
 
 if TYPE_CHECKING:
@@ -74,6 +76,37 @@ class DataclassQuotes(_Quotes):
 
     def item(self, **values: Any) -> Any:
         return QuoteRecord(**values)
+
+
+@attrs.define
+class AttrsQuote:
+    """An attrs item with declared types (no table or key: snake_case name, content hash)."""
+
+    text: str | None = None
+    author: str | None = None
+    tags: list[str] = attrs.Factory(list)
+
+
+class AttrsQuotes(_Quotes):
+    name = "attrs_quotes"
+
+    def item(self, **values: Any) -> Any:
+        return AttrsQuote(**values)
+
+
+class PydanticQuote(pydantic.BaseModel):
+    """A pydantic model: its own validation runs on every item."""
+
+    text: str
+    author: str
+    tags: list[str] = []
+
+
+class PydanticQuotes(_Quotes):
+    name = "pydantic_quotes"
+
+    def item(self, **values: Any) -> Any:
+        return PydanticQuote(**values)
 
 
 def odd_items() -> list[Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,7 +18,8 @@ from tests.support import CrawlResult, run_crawl_in, scrapy_here
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
+
+from pathlib import Path
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,6 +28,8 @@ SPIDERS = [
     ("quotes", "quotes", '["love", "books"]'),
     ("item_quotes", "quote_item", '["love", "books"]'),
     ("dataclass_quotes", "quote_records", "love | books"),
+    ("attrs_quotes", "attrs_quote", "love | books"),
+    ("pydantic_quotes", "pydantic_quote", "love | books"),
 ]
 
 
@@ -38,8 +42,7 @@ def site() -> Iterator[QuoteSite]:
 def crawl(workdir: Path, spider: str, site: QuoteSite, *extra: str) -> CrawlResult:
     return run_crawl_in(
         workdir, spider, "-a", f"url={site.url}",
-        "-s", "SPIDER_MODULES=tests.quotespiders",
-        "-s", "SAFETY_ALLOW_PRIVATE_TARGETS=True",
+        "-s", "SPIDER_MODULES=tests.quotespiders",  # start requests name 127.0.0.1: no setting
         *extra,
     )  # fmt: skip
 
@@ -118,3 +121,55 @@ def test_odd_items_are_stored_or_rejected_with_a_reason(tmp_path: Path, site: Qu
     assert len(json.loads((tmp_path / "odd.json").read_text(encoding="utf-8"))) == len(stored)
     with (tmp_path / "odd.csv").open(newline="", encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle))) == len(stored)
+
+
+TUTORIAL_SPIDER = """
+import scrapy
+
+
+class QuotesSpider(scrapy.Spider):
+    name = "{name}"
+    start_urls = ["{url}"]
+
+    def parse(self, response):
+        for quote in response.css("div.quote"):
+            yield {{
+                "text": quote.css("span.text::text").get(),
+                "author": quote.css("small.author::text").get(),
+                "tags": quote.css("div.tags a.tag::text").getall(),
+            }}
+
+        next_page = response.css("li.next a::attr(href)").get()
+        if next_page is not None:
+            yield response.follow(next_page, callback=self.parse)
+"""
+
+
+def tutorial_spider(tmp_path: Path, name: str, url: str) -> str:
+    """The Scrapy tutorial's spider, as it is but for its start URL, in a module of its own."""
+    (tmp_path / f"{name}.py").write_text(TUTORIAL_SPIDER.format(name=name, url=url))
+    sys.path.insert(0, str(tmp_path))
+    return name
+
+
+def test_the_tutorial_spider_as_it_is(tmp_path: Path, site: QuoteSite, refused_url: str) -> None:
+    """Done when of issue 12: its items in SQLite and a CSV, -O writes all of them, a rerun adds
+    no duplicate rows, and a run that stores nothing exits 1."""
+    module = tutorial_spider(tmp_path, "tutorial_quotes", f"{site.url}page/1/")
+    try:
+        args = ("-s", f"SPIDER_MODULES={module}", "-O", str(tmp_path / "quotes.json"))
+        first = run_crawl_in(tmp_path, "tutorial_quotes", *args)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert count(first, "tutorial_quotes") == 100
+        assert len(first.csv_rows()) == 100
+        assert len(json.loads((tmp_path / "quotes.json").read_text())) == 100
+        rerun = run_crawl_in(tmp_path, "tutorial_quotes", *args[:2])  # same store as the first
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert count(rerun, "tutorial_quotes") == 100
+        dead = tutorial_spider(tmp_path, "tutorial_dead", refused_url)
+        (tmp_path / "down").mkdir()
+        down = run_crawl_in(tmp_path / "down", "tutorial_dead", "-s", f"SPIDER_MODULES={dead}")
+        assert down.returncode == 1
+        assert "run failed:" in down.stderr
+    finally:
+        sys.path.remove(str(tmp_path))
