@@ -56,6 +56,10 @@ def test_scrapy_list_shows_every_spider() -> None:
         (["site", "-a", "start_url=http://a.test/", "-s", "CRAWL_PROFILE=turbo"],
          "error: unknown CRAWL_PROFILE 'turbo': choose polite, balanced, fast"),
         (["nosuchspider"], "error: no spider named 'nosuchspider' (see `scrapy list`)"),
+        (["pages", "-a", "url=http://a.test/", "-s", "ITEM_KEYS=[1"],
+         "error: ITEM_KEYS must be a dict (or JSON object), not '[1'"),
+        (["pages", "-a", "url=http://a.test/", "-s", 'ITEM_KEYS={"pages": 5}'],
+         "error: key of 'pages' must be a list of field names, not 5"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:

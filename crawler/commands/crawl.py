@@ -25,6 +25,7 @@ from crawler.addon import install_defaults
 from crawler.arguments import REPEAT_SEPARATOR
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
+from crawler.itemtables import TableRules
 from crawler.profiles import PROFILES
 from crawler.rendering.browser import check_browser
 from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
@@ -95,6 +96,10 @@ class Command(ScrapyCrawlCommand):
             spidercls = get_spider_loader(self.settings).load(spider_name)
         except KeyError:
             raise ArgumentError(f"no spider named {spider_name!r} (see `scrapy list`)") from None
+        try:
+            TableRules.from_settings(self.settings, spidercls)  # ITEM_TABLES, ITEM_KEYS
+        except ValueError as exc:
+            raise ArgumentError(str(exc)) from None
         parse = getattr(spidercls, "parse_arguments", None)
         values = parse(spargs) if parse is not None else {}
         settle = getattr(spidercls, "settle_arguments", None)

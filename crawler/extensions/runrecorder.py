@@ -65,7 +65,7 @@ class RunRecorder:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
         if not crawler.settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
-            raise NotConfigured("RUN_RECORD is off: only crawl and runspider record runs")
+            raise NotConfigured  # only crawl and runspider record runs: no warning for the others
         ext = cls(crawler, store_for(crawler))  # NotConfigured when SQLITE_ENABLED is off
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)

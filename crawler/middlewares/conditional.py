@@ -38,6 +38,7 @@ from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
 from twisted.internet import task
 
+from crawler import defaults
 from crawler.exceptions import IncrementalSkip, NotModified
 from crawler.itemtables import TableRules
 from crawler.meta import MIN_AGE, REVALIDATE
@@ -84,6 +85,10 @@ class ConditionalConfig:
     def from_settings(cls, settings: BaseSettings) -> ConditionalConfig:
         if not settings.getbool("CONDITIONAL_ENABLED"):
             raise NotConfigured("CONDITIONAL_ENABLED is off")
+        if not settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
+            # fetch state is trusted only from finished runs: without a run row (scrapy fetch,
+            # shell, parse, check) it would never be used, so none is written
+            raise NotConfigured
         return cls(revalidate=settings.getbool("CONDITIONAL_REVALIDATE", True))
 
 
