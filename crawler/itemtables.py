@@ -33,6 +33,8 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -142,11 +144,10 @@ class TableRules:
         )
 
     def place(self, item: Any) -> Placement:
-        """The placement of ``item``; ``TypeError`` when ``itemadapter`` cannot read it."""
-        if not ItemAdapter.is_item(item) or isinstance(item, type):
-            raise TypeError(f"not an item type itemadapter reads: {type(item).__name__}")
-        is_mapping = isinstance(ItemAdapter(item).adapter, DictAdapter)  # not a scrapy.Item
-        return self._place(type(item), is_mapping)
+        """The placement of ``item``; ``TypeError`` when ``itemadapter`` cannot read it.
+
+        Worked out once per item class (every pipeline asks for every item)."""
+        return _placement(self, type(item))
 
     def _place(self, item_cls: type, is_mapping: bool) -> Placement:
         tables = dict(self.tables)
@@ -194,3 +195,44 @@ def row_key(placement: Placement, values: Mapping[str, Any]) -> str:
         return "c:" + content_key(values, volatile)
     text = to_json(list(found), canonical=True)
     return "k:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_PLACEMENTS: dict[tuple[TableRules, type], Placement] = {}  # a crawl meets a few classes
+
+
+def _placement(rules: TableRules, item_cls: type) -> Placement:
+    found = _PLACEMENTS.get((rules, item_cls))
+    if found is not None:
+        return found
+    if issubclass(item_cls, type):
+        raise TypeError("a class is not an item")
+    if not ItemAdapter.is_item_class(item_cls):
+        raise TypeError(f"not an item type itemadapter reads: {item_cls.__name__}")
+    is_mapping = DictAdapter.is_item_class(item_cls)  # a dict, not a scrapy.Item
+    placement = _PLACEMENTS[(rules, item_cls)] = rules._place(item_cls, is_mapping)
+    return placement
+
+
+_PLAIN = (str, int, float, bool, type(None), Decimal, datetime, date, bytes)
+
+
+def item_values(item: Any) -> dict[str, Any]:
+    """The item's field values, as ``ItemAdapter(item).asdict()`` gives them, read shallowly:
+    ``asdict`` copies every value, and the dedupe, SQLite and CSV pipelines each read every
+    item. Items nested in values (an Item in a list) still go through ``asdict``."""
+    adapter = ItemAdapter(item)
+    values = dict(adapter.items())
+    for value in values.values():
+        if not isinstance(value, _PLAIN) and _holds_item(value):
+            return adapter.asdict()
+    return values
+
+
+def _holds_item(value: Any) -> bool:
+    if isinstance(value, dict):
+        inner: Any = value.values()
+    elif isinstance(value, list | tuple):
+        inner = value
+    else:
+        return ItemAdapter.is_item(value)
+    return any(not isinstance(v, _PLAIN) and _holds_item(v) for v in inner)

@@ -37,14 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.csvcell import cell
-from crawler.itemtables import TableRules
+from crawler.itemtables import TableRules, item_values
 from crawler.stats import CSV_UNPUBLISHED, RUN_ID
 from crawler.storage.schema import jsonable
 
@@ -195,7 +194,7 @@ class CsvPipeline:
             return item
         try:
             placement = self.rules.place(item)
-            values = ItemAdapter(item).asdict()
+            values = item_values(item)
         except (TypeError, ValueError, RecursionError):
             return item  # no item: the store keeps it in unplaced_items
         try:

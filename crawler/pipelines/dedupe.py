@@ -15,11 +15,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 
 from crawler import defaults
-from crawler.itemtables import TableRules, key_values, row_key
+from crawler.itemtables import TableRules, item_values, key_values, row_key
 from crawler.stats import DUPLICATES
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ class DedupePipeline:
     def process_item(self, item: Any) -> Any:
         try:
             placement = self.rules.place(item)
-            values = ItemAdapter(item).asdict()
+            values = item_values(item)
             key = row_key(placement, values)
         except (TypeError, ValueError, RecursionError):
             return item  # the store keeps it in unplaced_items

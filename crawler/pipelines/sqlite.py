@@ -18,11 +18,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
-from crawler.itemtables import Placement, TableRules, row_key
+from crawler.itemtables import Placement, TableRules, item_values, row_key
 from crawler.storage import STORE_ERROR, open_for_crawl, store_for
 
 if TYPE_CHECKING:
@@ -87,7 +86,7 @@ class SQLitePipeline:
             self._unplaced(item, str(exc))
             return
         try:
-            values = ItemAdapter(item).asdict()
+            values = item_values(item)
             key = row_key(placement, values)
         except (TypeError, ValueError, RecursionError) as exc:
             self._unplaced(item, f"cannot read its fields: {exc}")
