@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import dateparser
 from w3lib.url import safe_url_string
 
 # --- Text ---------------------------------------------------------------------------------------
@@ -294,4 +293,6 @@ def _written_date(text: str, date_order: str) -> datetime | None:
     settings = _DATEPARSER_SETTINGS
     if order or date_order:
         settings = {**settings, "DATE_ORDER": order or date_order}
+    import dateparser  # here: 60 ms of imports that most crawls never need
+
     return dateparser.parse(text, settings=settings)

@@ -14,9 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-
 from crawler.exceptions import ItemSchemaError
 
 if TYPE_CHECKING:
@@ -42,6 +39,10 @@ def load_schema(source: Any, where: str) -> Validator:
             f"{where}: a JSON Schema is a dict or a file path, not {source!r:.60}"
         )
     schema: Any = source
+    # here: jsonschema takes 80 ms to import, and most crawls have no schema
+    from jsonschema import exceptions as schema_errors
+    from jsonschema import validators
+
     cls = validators.validator_for(schema)
     try:
         cls.check_schema(schema)
