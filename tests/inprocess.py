@@ -80,6 +80,24 @@ def _captured_log(stream: io.StringIO, settings: Settings) -> Iterator[None]:
             other.filters[:] = before
 
 
+@contextlib.contextmanager
+def _in_project(workdir: Path) -> Iterator[None]:
+    """``workdir`` as the working directory and the project's settings module, as ``scrapy``
+    run there has them; both restored after."""
+    cwd = Path.cwd()
+    previous = os.environ.get("SCRAPY_SETTINGS_MODULE")
+    os.chdir(workdir)
+    os.environ["SCRAPY_SETTINGS_MODULE"] = "crawler.settings"
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
+        else:
+            os.environ["SCRAPY_SETTINGS_MODULE"] = previous
+
+
 def crawl_in_process(workdir: Path, argv: list[str]) -> tuple[int, str, str]:
     """``scrapy crawl ARGV…`` run in this process with ``workdir`` as the working directory;
     returns the exit status, stdout and stderr as the command would give them."""
@@ -93,11 +111,7 @@ def crawl_in_process(workdir: Path, argv: list[str]) -> tuple[int, str, str]:
 
 def _crawl(workdir: Path, argv: list[str]) -> tuple[int, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
-    cwd = Path.cwd()
-    os.chdir(workdir)
-    previous = os.environ.get("SCRAPY_SETTINGS_MODULE")
-    os.environ["SCRAPY_SETTINGS_MODULE"] = "crawler.settings"
-    try:
+    with _in_project(workdir):
         settings = get_project_settings()
         command = Command()
         parser = argparse.ArgumentParser(prog="scrapy crawl", conflict_handler="resolve")
@@ -138,12 +152,6 @@ def _crawl(workdir: Path, argv: list[str]) -> tuple[int, str, str]:
                 return 1, stdout.getvalue(), stderr.getvalue()
             status = exit_status(crawlers[0], reasons, bootstrap_failed=failed)
         return status, stdout.getvalue(), stderr.getvalue()
-    finally:
-        os.chdir(cwd)
-        if previous is None:
-            os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
-        else:
-            os.environ["SCRAPY_SETTINGS_MODULE"] = previous
 
 
 def crawl_spider_class(
@@ -155,28 +163,20 @@ def crawl_spider_class(
     if not _one_at_a_time.acquire(blocking=False):
         raise RuntimeError("in-process crawls run one at a time: use subprocess=True in parallel")
     stderr = io.StringIO()
-    cwd = Path.cwd()
-    previous = os.environ.get("SCRAPY_SETTINGS_MODULE")
     try:
-        os.chdir(workdir)
-        os.environ["SCRAPY_SETTINGS_MODULE"] = "crawler.settings"
-        project = get_project_settings()
-        project.setdict(settings or {}, priority="cmdline")
-        crawlers: list[Crawler] = []
+        with _in_project(workdir):
+            project = get_project_settings()
+            project.setdict(settings or {}, priority="cmdline")
+            crawlers: list[Crawler] = []
 
-        def start() -> Deferred[None]:
-            _install_resolver(project)
-            runner = CrawlerRunner(project)
-            crawlers.append(runner.create_crawler(spidercls))
-            return runner.crawl(crawlers[0])
+            def start() -> Deferred[None]:
+                _install_resolver(project)
+                runner = CrawlerRunner(project)
+                crawlers.append(runner.create_crawler(spidercls))
+                return runner.crawl(crawlers[0])
 
-        with contextlib.redirect_stderr(stderr), _captured_log(stderr, project):
-            reactor.call(start)
-        return crawlers[0], stderr.getvalue()
+            with contextlib.redirect_stderr(stderr), _captured_log(stderr, project):
+                reactor.call(start)
+            return crawlers[0], stderr.getvalue()
     finally:
-        os.chdir(cwd)
-        if previous is None:
-            os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
-        else:
-            os.environ["SCRAPY_SETTINGS_MODULE"] = previous
         _one_at_a_time.release()

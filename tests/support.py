@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from scrapy.cmdline import execute
+from twisted.internet import defer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,18 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class FakeEngine:
+    """Stands in for the engine: records the reason a component closes the spider with."""
+
+    def __init__(self, spider: Any) -> None:
+        self.spider = spider
+        self.reasons: list[str] = []
+
+    def close_spider_async(self, *, reason: str) -> defer.Deferred[None]:
+        self.reasons.append(reason)
+        return defer.succeed(None)
 
 
 # looked up once here: the child of a fork may only call what is already resolved

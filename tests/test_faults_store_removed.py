@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from scrapy import Spider, signals
 from scrapy.utils.test import get_crawler
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.python.failure import Failure
 
 from crawler.demo.server import DemoSite
@@ -31,7 +31,7 @@ from crawler.items import ProductItem
 from crawler.pipelines.sqlite import SQLitePipeline
 from crawler.stats import recorded_verdict
 from crawler.storage import open_store
-from tests.support import CrawlResult
+from tests.support import CrawlResult, FakeEngine
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -154,18 +154,6 @@ class ShopSpider(Spider):
     name = "shop"
 
 
-class _Engine:
-    """Stands in for the engine: records the reason the pipeline closes the spider with."""
-
-    def __init__(self, spider: Spider) -> None:
-        self.spider = spider
-        self.reasons: list[str] = []
-
-    def close_spider_async(self, *, reason: str) -> defer.Deferred[None]:
-        self.reasons.append(reason)
-        return defer.succeed(None)
-
-
 def make_crawler(tmp_path: Path) -> Crawler:
     settings = {
         "SQLITE_ENABLED": True,
@@ -211,7 +199,7 @@ def test_removed_write_ahead_log_is_noticed(tmp_path: Path) -> None:
 def test_the_timer_stops_a_crawl_whose_store_is_removed(tmp_path: Path) -> None:
     crawler = make_crawler(tmp_path)
     assert crawler.spider is not None
-    engine = _Engine(crawler.spider)
+    engine = FakeEngine(crawler.spider)
     crawler.engine = engine  # type: ignore[assignment]
     pipeline = SQLitePipeline.from_crawler(crawler)
     pipeline.clock = task.Clock()

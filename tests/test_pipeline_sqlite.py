@@ -12,13 +12,13 @@ import pytest
 from scrapy import Spider
 from scrapy.exceptions import CloseSpider, NotConfigured
 from scrapy.utils.test import get_crawler
-from twisted.internet import defer, task
+from twisted.internet import task
 
 from crawler.items import ProductItem
 from crawler.pipelines import sqlite as sqlite_module
 from crawler.pipelines.sqlite import SQLitePipeline
 from crawler.storage import store_for
-from tests.support import Clock
+from tests.support import Clock, FakeEngine
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -166,22 +166,10 @@ def test_failure_at_close_reports_unsaved_items(
     assert crawler.stats.get_value("sqlite/unsaved_items") == 3
 
 
-class _Engine:
-    """Stands in for the engine: records the reason the pipeline closes the spider with."""
-
-    def __init__(self, spider: Spider) -> None:
-        self.spider = spider
-        self.reasons: list[str] = []
-
-    def close_spider_async(self, *, reason: str) -> defer.Deferred[None]:
-        self.reasons.append(reason)
-        return defer.succeed(None)
-
-
 def test_repeated_write_failures_stop_the_crawl(tmp_path: Path) -> None:
     crawler = make_crawler(tmp_path, SQLITE_BATCH_SIZE=1, SQLITE_BATCH_SECONDS=0.01)
     assert crawler.spider is not None
-    engine = _Engine(crawler.spider)
+    engine = FakeEngine(crawler.spider)
     crawler.engine = engine  # type: ignore[assignment]
     pipeline = opened(crawler)
     pipeline.store.clock = clock = Clock(time.monotonic())  # from now on, moved by hand
