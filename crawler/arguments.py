@@ -74,6 +74,23 @@ def _split(raw: str, mode: str) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
+# Spider attributes that configure the crawl, the store or the checks: Scrapy's default
+# ``Spider.__init__`` would set a plain spider's ``-a NAME=VALUE`` as an attribute (S4).
+CONFIG_ATTRIBUTES = frozenset({
+    "name", "allowed_domains", "custom_settings", "crawler", "settings", "start_urls",
+    "item_schema", "item_table", "item_tables", "item_keys", "arguments", "arguments_spec",
+})  # fmt: skip
+
+
+def refuse_config_arguments(raw: Mapping[str, Any]) -> None:
+    """``ArgumentError`` for a ``-a`` that would overwrite a spider's configuration attribute."""
+    taken = sorted(set(raw) & CONFIG_ATTRIBUTES)
+    if taken:
+        raise ArgumentError(
+            f"-a {taken[0]}=… would replace the spider's own {taken[0]!r}: not an argument"
+        )
+
+
 def parse_arguments(declared: Mapping[str, Arg], raw: Mapping[str, Any]) -> dict[str, Any]:
     """Typed values for every declared argument (defaults filled in)."""
     unknown = sorted(set(raw) - set(declared) - SCRAPYD_ARGUMENTS)

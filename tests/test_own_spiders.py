@@ -17,7 +17,7 @@ import pytest
 import scrapy
 
 from tests.inprocess import crawl_spider_class
-from tests.support import run_contained, run_crawl_in, scrapy_env, scrapy_here
+from tests.support import ROOT, run_contained, run_crawl_in, scrapy_env, scrapy_here
 from tests.test_safety_crawl import LocalServer, page
 
 if TYPE_CHECKING:
@@ -217,3 +217,34 @@ def test_startproject_still_uses_scrapys_project_template(
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "newshop" / "scrapy.cfg").is_file()
     assert (tmp_path / "newshop" / "newshop" / "settings.py").is_file()
+
+
+PLAIN_FILE = """
+import scrapy
+
+
+class Plain(scrapy.Spider):
+    name = "plain"
+    start_urls = ["http://127.0.0.1:9/"]
+
+    def parse(self, response):
+        yield {"url": response.url}
+"""
+
+
+@pytest.mark.parametrize("name", ["item_schema", "custom_settings", "allowed_domains"])
+def test_a_plain_spider_refuses_arguments_that_replace_its_configuration(
+    tmp_path: Path, name: str
+) -> None:
+    """S4 for spiders without a base class of ours: Scrapy would set ``-a NAME=…`` as an
+    attribute, so ``-a item_schema=/etc/passwd`` would make validation read that file."""
+    spider_file = tmp_path / "plain.py"
+    spider_file.write_text(PLAIN_FILE)
+    done = run_contained(
+        [sys.executable, "-m", "scrapy", "runspider", str(spider_file), "-a", f"{name}=x"],
+        cwd=ROOT, env=scrapy_env(), timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: -a {name}=… would replace the spider's own {name!r}: not an argument"
+    )

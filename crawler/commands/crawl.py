@@ -22,7 +22,7 @@ from scrapy.exceptions import UsageError
 from scrapy.spiderloader import get_spider_loader
 
 from crawler.addon import install_defaults
-from crawler.arguments import REPEAT_SEPARATOR
+from crawler.arguments import REPEAT_SEPARATOR, refuse_config_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.itemtables import TableRules
@@ -101,6 +101,8 @@ class Command(ScrapyCrawlCommand):
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         parse = getattr(spidercls, "parse_arguments", None)
+        if parse is None:  # a plain spider: Scrapy sets every -a as an attribute
+            refuse_config_arguments(spargs)
         values = parse(spargs) if parse is not None else {}
         settle = getattr(spidercls, "settle_arguments", None)
         if settle is not None:  # e.g. -a depth=2 against -s DEPTH_LIMIT=5
