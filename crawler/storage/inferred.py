@@ -32,11 +32,11 @@ import sqlite3
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from crawler.storage.schema import BOOKKEEPING, iso_utc, jsonable, quote
+from crawler.storage.schema import BOOKKEEPING, jsonable, quote
 
 MAX_NAME = 60
 MAX_INFERRED_COLUMNS = 1000  # per table; further keys go to the JSON ``_extra`` column
@@ -118,12 +118,8 @@ def to_stored(value: Any) -> Any:
         return bytes(value)
     if kind == "json":
         return clean_text(json.dumps(jsonable(value), ensure_ascii=False))
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
+    if isinstance(value, date | Decimal):  # datetimes too: ISO (UTC) or exact text, as in JSON
+        return jsonable(value)
     return clean_text(value if isinstance(value, str) else str(value))
 
 
