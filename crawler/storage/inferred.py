@@ -36,7 +36,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from crawler.storage.schema import BOOKKEEPING, jsonable, quote
+from crawler.storage.schema import BOOKKEEPING, bookkeeping_updates, jsonable, quote
 
 MAX_NAME = 60
 MAX_INFERRED_COLUMNS = 1000  # per table; further keys go to the JSON ``_extra`` column
@@ -259,13 +259,7 @@ class InferredTable:
         columns = [*names, KEY_COLUMN, EXTRA_COLUMN, *BOOKKEEPING]
         table = quote(self.name)
         updates = [f"{quote(n)} = excluded.{quote(n)}" for n in (*names, EXTRA_COLUMN)]
-        updates += [
-            "last_run_id = excluded.last_run_id",
-            "last_seen_at = excluded.last_seen_at",
-            f"changed_at = CASE WHEN {table}.row_hash IS NOT excluded.row_hash"
-            f" THEN excluded.last_seen_at ELSE {table}.changed_at END",
-            "row_hash = excluded.row_hash",
-        ]
+        updates += bookkeeping_updates(table)
         sql = (
             f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)})"
             f" VALUES ({', '.join('?' for _ in columns)})"

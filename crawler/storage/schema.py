@@ -145,6 +145,18 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def bookkeeping_updates(table: str) -> list[str]:
+    """The upsert's SET clauses for the bookkeeping columns of ``table`` (quoted): the last run
+    and time seen, and ``changed_at`` moved only when the row's hash changed."""
+    return [
+        "last_run_id = excluded.last_run_id",
+        "last_seen_at = excluded.last_seen_at",
+        f"changed_at = CASE WHEN {table}.row_hash IS NOT excluded.row_hash"
+        f" THEN excluded.last_seen_at ELSE {table}.changed_at END",
+        "row_hash = excluded.row_hash",
+    ]
+
+
 def quote(name: str) -> str:
     """``name`` as a quoted SQL identifier; ``ValueError`` unless it is a plain identifier."""
     if not _IDENTIFIER.fullmatch(name) or name.lower().startswith("sqlite_"):
@@ -306,13 +318,7 @@ class ItemTable:
         table, names = quote(self.name), [f.name for f in self.fields]
         columns = [*names, *([] if self.key else [ROW_KEY]), *BOOKKEEPING]
         updates = [f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in self.key]
-        updates += [
-            "last_run_id = excluded.last_run_id",
-            "last_seen_at = excluded.last_seen_at",
-            f"changed_at = CASE WHEN {table}.row_hash IS NOT excluded.row_hash"
-            f" THEN excluded.last_seen_at ELSE {table}.changed_at END",
-            "row_hash = excluded.row_hash",
-        ]
+        updates += bookkeeping_updates(table)
         return (
             f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)})"
             f" VALUES ({', '.join('?' for _ in columns)})"
