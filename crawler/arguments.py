@@ -149,3 +149,16 @@ def param_schema(declared: Mapping[str, Arg]) -> dict[str, Any]:
             properties[name]["default"] = arg.default
     required = [name for name, arg in declared.items() if arg.required]
     return {"type": "object", "properties": properties, "required": required}
+
+
+def join_repeated(pairs: list[str]) -> list[str]:
+    """``["url=a", "url=b"]`` -> ``["url=a\\nb"]``; order kept, malformed pairs left as they are."""
+    merged: dict[str, list[str]] = {}
+    malformed: list[str] = []
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            malformed.append(pair)
+            continue
+        merged.setdefault(name, []).append(value)
+    return [f"{k}={REPEAT_SEPARATOR.join(v)}" for k, v in merged.items()] + malformed

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.arguments import Arg, boolean, parse_arguments, positive_int, regex
-from crawler.commands.crawl import join_repeated
+from crawler.arguments import Arg, boolean, join_repeated, parse_arguments, positive_int, regex
 from crawler.exceptions import ArgumentError
 from crawler.seeds import validate_url
 from crawler.spiders.pages import PagesSpider

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 from scrapy.commands.check import Command as ScrapyCheckCommand
@@ -24,9 +23,9 @@ from scrapy.utils.misc import load_object
 
 from crawler import defaults
 from crawler.addon import install_defaults
-from crawler.commands.crawl import join_repeated
+from crawler.arguments import join_repeated
 from crawler.exceptions import ArgumentError
-from crawler.exitcodes import EXIT_USAGE
+from crawler.exitcodes import usage_errors
 
 if TYPE_CHECKING:
     import argparse
@@ -46,11 +45,8 @@ class Command(ScrapyCheckCommand):
         install_defaults(self.settings)
         if opts.list:
             return
-        try:  # before the crawler process starts and logs its banner
+        with usage_errors():  # before the crawler process starts and logs its banner
             _check_arguments(self.settings, args, opts.spargs)
-        except ArgumentError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_USAGE) from None
 
 
 def _nothing_stored(settings: BaseSettings) -> None:

@@ -12,7 +12,6 @@ Differences from Scrapy's own command:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,9 +21,9 @@ from scrapy.exceptions import UsageError
 from scrapy.spiderloader import get_spider_loader
 
 from crawler.addon import install_defaults
-from crawler.arguments import REPEAT_SEPARATOR, refuse_config_arguments
+from crawler.arguments import join_repeated, refuse_config_arguments
 from crawler.exceptions import ArgumentError
-from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
+from crawler.exitcodes import EXIT_FAILED, usage_errors
 from crawler.itemtables import TableRules
 from crawler.profiles import PROFILES
 from crawler.rendering.browser import check_browser
@@ -35,19 +34,6 @@ if TYPE_CHECKING:
     import argparse
 
     from scrapy.crawler import Crawler
-
-
-def join_repeated(pairs: list[str]) -> list[str]:
-    """``["url=a", "url=b"]`` -> ``["url=a\\nb"]``; order kept, malformed pairs left as they are."""
-    merged: dict[str, list[str]] = {}
-    malformed: list[str] = []
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            malformed.append(pair)
-            continue
-        merged.setdefault(name, []).append(value)
-    return [f"{k}={REPEAT_SEPARATOR.join(v)}" for k, v in merged.items()] + malformed
 
 
 class Command(ScrapyCrawlCommand):
@@ -64,11 +50,8 @@ class Command(ScrapyCrawlCommand):
         install_defaults(self.settings)  # what the crawl will read, for the checks before it
         if len(args) != 1:
             raise UsageError("give exactly one spider name; `scrapy list` shows them")
-        try:  # before the crawler process starts and logs its banner
+        with usage_errors():  # before the crawler process starts and logs its banner
             self._check(args[0], opts.spargs)
-        except ArgumentError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_USAGE) from None
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.crawler_process is not None and self.settings is not None

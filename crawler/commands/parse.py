@@ -8,7 +8,6 @@ request: a target the user named (``PrivateTargetMiddleware``).
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 from scrapy.commands.parse import Command as ScrapyParseCommand
@@ -16,9 +15,9 @@ from scrapy.http import Request
 from scrapy.spiderloader import get_spider_loader
 from scrapy.utils.spider import spidercls_for_request
 
-from crawler.commands.crawl import join_repeated
+from crawler.arguments import join_repeated
 from crawler.exceptions import ArgumentError
-from crawler.exitcodes import EXIT_USAGE
+from crawler.exitcodes import usage_errors
 
 if TYPE_CHECKING:
     import argparse
@@ -32,11 +31,8 @@ class Command(ScrapyParseCommand):
         super().process_options(args, opts)
         if len(args) != 1:
             return  # Scrapy's run reports the usage error
-        try:  # before the crawler process starts and logs its banner
+        with usage_errors():  # before the crawler process starts and logs its banner
             self._check_arguments(args[0], opts)
-        except ArgumentError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_USAGE) from None
 
     def _check_arguments(self, url: str, opts: argparse.Namespace) -> None:
         assert self.settings is not None

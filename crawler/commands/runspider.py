@@ -6,15 +6,13 @@ gets the project's verdict instead (``crawler.stats.judge``, as recorded in the 
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import signals
 from scrapy.commands.runspider import Command as ScrapyRunSpiderCommand
 
 from crawler.arguments import refuse_config_arguments
-from crawler.exceptions import ArgumentError
-from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
+from crawler.exitcodes import EXIT_FAILED, usage_errors
 from crawler.stats import recorded_verdict
 
 if TYPE_CHECKING:
@@ -33,11 +31,10 @@ class Command(ScrapyRunSpiderCommand):
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
-        try:  # before the spider file is loaded: Scrapy sets every -a as an attribute
+        with (
+            usage_errors()
+        ):  # before the spider file is loaded: Scrapy sets every -a as an attribute
             refuse_config_arguments(opts.spargs)
-        except ArgumentError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_USAGE) from None
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         self._spider_crawler: Crawler | None = None
