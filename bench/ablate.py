@@ -43,6 +43,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "sqliteoff": ("-sSQLITE_SYNCHRONOUS=OFF",),
     "nopipes": ("-sITEM_PIPELINES={}", "-sSQLITE_ENABLED=0", "-sCSV_ENABLED=0"),
     "nologstats": ("-sLOGSTATS_INTERVAL=0", "-sMEMUSAGE_ENABLED=0"),
+    # the durable frontier (the default) against Scrapy's memory queue, and two worker processes
+    "memfrontier": ("-sFRONTIER=memory",),
+    "workers2": ("-sWORKERS=2",),
 }
 
 

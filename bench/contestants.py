@@ -93,6 +93,16 @@ def ours_command(run: Run) -> list[str]:
     ]  # fmt: skip
 
 
+def _ours_memory(run: Run) -> list[str]:
+    """Ours with Scrapy's memory queue instead of the durable frontier: what durability costs."""
+    return [*ours_command(run), "-sFRONTIER=memory"]
+
+
+def _ours_workers(run: Run) -> list[str]:
+    """Ours with two worker processes on one frontier (``WORKERS=2``): any spider, both cores."""
+    return [*ours_command(run), "-sWORKERS=2"]
+
+
 def _ours_parallel(run: Run) -> list[str]:
     launcher = [sys.executable, "-m", "bench.peers.ours_parallel"]
     return [*launcher, str(run.urls), str(run.concurrency), str(run.workdir), "2", *run.extra]
@@ -106,11 +116,13 @@ CONTESTANTS: tuple[Contestant, ...] = (
     Contestant("stock", "stock Scrapy (default settings)", _stock),
     Contestant("tuned", "Scrapy tuned: 100 at a time, no pipeline", _tuned),
     Contestant("ours", "our crawler (fast profile, full pipeline)", ours_command, True),
-    Contestant("ours2", "our crawler, 2 processes × 50", _ours_parallel, True),
+    Contestant("oursmem", "our crawler, memory queue (not durable)", _ours_memory, True),
+    Contestant("ours2", "our crawler, WORKERS=2 on one frontier", _ours_workers, True),
+    Contestant("ours2shard", "our crawler, 2 shard processes × 50", _ours_parallel, True),
 )
 BASELINE = "aiohttp"
 # the ratios that count are theirs: always the median of every run
-ALWAYS_REPEATED = frozenset({BASELINE, "tuned", "ours", "ours2"})
+ALWAYS_REPEATED = frozenset({BASELINE, "tuned", "ours", "oursmem", "ours2"})
 
 
 def ours_result(workdir: Path, said: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,13 @@ user left unset without ever replacing what they set:
 2. every component of ``crawler.defaults.COMPONENTS`` that the user's dict of the same name does
    not mention (``None`` included, so naming a component with ``None`` switches it off);
 3. the profile named by ``CRAWL_PROFILE`` (``crawler.profiles``);
-4. scrapy-playwright when rendering is on (``crawler.rendering.addon``).
+4. scrapy-playwright when rendering is on (``crawler.rendering.addon``);
+5. a worker's share of each host's politeness when ``WORKER_COUNT`` > 1 (``share_politeness``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from scrapy.utils.misc import load_object
@@ -64,6 +66,26 @@ def apply_addons(settings: BaseSettings) -> BaseSettings:
     return settings
 
 
+def share_politeness(settings: BaseSettings) -> None:
+    """Step 5: N workers (``WORKER_COUNT``, set by ``crawler.workers`` on each child's command
+    line) crawl each host as politely as one process: every worker gets 1/N of a host's
+    concurrency (rounded up, at least 1; 0 stays 0) and waits N times its delay."""
+    count = settings.getint("WORKER_COUNT", 1)
+    if count <= 1:
+        return
+    for name in ("CONCURRENT_REQUESTS_PER_DOMAIN", "CONCURRENT_REQUESTS_PER_IP"):
+        if settings.get(name) is not None and (limit := settings.getint(name)) > 0:
+            _replace(settings, name, max(1, math.ceil(limit / count)))
+    _replace(settings, "DOWNLOAD_DELAY", settings.getfloat("DOWNLOAD_DELAY") * count)
+    target = settings.getfloat("AUTOTHROTTLE_TARGET_CONCURRENCY")
+    _replace(settings, "AUTOTHROTTLE_TARGET_CONCURRENCY", target / count)
+
+
+def _replace(settings: BaseSettings, name: str, value: object) -> None:
+    """Set ``name`` at the priority of the value it replaces (a user's ``-s`` included)."""
+    settings.set(name, value, priority=max(settings.getpriority(name) or 0, DEFAULT))
+
+
 class ProjectAddon:
     """Installs the project's defaults, components, profile and rendering (module docstring)."""
 
@@ -71,3 +93,4 @@ class ProjectAddon:
         install_defaults(settings)
         ProfileAddon().update_settings(settings)
         RenderAddon().update_settings(settings)
+        share_politeness(settings)

@@ -64,6 +64,26 @@ SQLITE_BATCH_SECONDS = 2.0  # and at least this often while items arrive
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds to wait for another writer
 SQLITE_SYNCHRONOUS = "NORMAL"  # with WAL: durable at checkpoints, never corrupt
 
+# --- Durable frontier and workers (crawler/frontier) ---------------------------------------------
+# Where the requests still to fetch live: "sqlite" (rows in the store, leased in batches: a crawl
+# stopped or killed resumes by rerunning the same command) or "memory" (Scrapy's own scheduler).
+# The frontier needs RUN_RECORD (crawl, runspider) and SQLITE_ENABLED; JOBDIR selects Scrapy's.
+SCHEDULER = "crawler.frontier.scheduler.FrontierScheduler"
+FRONTIER = "sqlite"
+FRONTIER_FRESH = False  # True: abandon an unfinished crawl of the same spider and arguments
+FRONTIER_RESUME_MAX_AGE = "7d"  # an unfinished crawl older than this starts again from its seeds
+# Finish reasons after which the same command resumes the crawl (a killed process counts too).
+FRONTIER_RESUME_REASONS = ["shutdown", "killed", "store_error", "memusage_exceeded", "cancelled"]
+FRONTIER_LEASE_SECONDS = 300.0  # a request leased by a process that stops renewing it is re-queued
+FRONTIER_LEASE_BATCH = 32  # requests leased per transaction
+FRONTIER_MAX_ATTEMPTS = 3  # leases of one request before it is marked failed (a poison request)
+FRONTIER_FLUSH_SECONDS = 1.0  # new requests and finished ones are written at least this often
+RUN_HEARTBEAT_SECONDS = 10.0  # each crawl process records that it is alive this often
+RUN_STALE_SECONDS = 60.0  # a process silent this long (or gone from this host) was killed
+# Crawl processes sharing one frontier: an int, or "auto" (one per core). A host's concurrency and
+# delay are shared out between them, so N workers are as polite as one.
+WORKERS = "1"
+
 # --- CSV files --------------------------------------------------------------------------------
 CSV_ENABLED = True
 CSV_EXPORT_DIR = "data"
@@ -180,6 +200,10 @@ COMPONENTS: dict[str, dict[str, int | None]] = {
         # strict decompression: ours replaces Scrapy's at the same place
         "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
         "crawler.middlewares.compression.StrictHttpCompressionMiddleware": 590,
+    },
+    "SPIDER_MIDDLEWARES": {
+        # the durable frontier: start() seeds a job once (not again on resume, not per worker)
+        "crawler.frontier.startguard.FrontierStartMiddleware": 5,
     },
     "ITEM_PIPELINES": {
         "crawler.pipelines.clean.CleanPipeline": 100,

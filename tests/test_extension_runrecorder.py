@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from crawler.exceptions import RejectItem
 from crawler.extensions.runrecorder import RunRecorder, command_line_settings
 from crawler.items import ProductItem
 from crawler.pipelines.sqlite import SQLitePipeline
+from crawler.storage import open_store
+from tests.test_storage_liveness import gone_pid
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -180,3 +183,71 @@ def test_no_run_row_unless_the_command_records_runs(tmp_path: Path) -> None:
     """`scrapy shell`, `fetch`, `parse`, `check` and scripts: RUN_RECORD is off (its default)."""
     with pytest.raises(NotConfigured):
         RunRecorder.from_crawler(make_crawler(tmp_path, RUN_RECORD=False))
+
+
+# --- worker rows, heartbeat, frontier job, attaching to a parent's run --------------------------
+def test_worker_row_heartbeat_and_frontier_job(tmp_path: Path) -> None:
+    crawler = make_crawler(tmp_path, RUN_HEARTBEAT_SECONDS=10)
+    recorder = RunRecorder.from_crawler(crawler)
+    recorder.clock = clock = task.Clock()
+    crawler.stats.set_value(keys.FRONTIER_JOB_ID, 4)  # the scheduler opens before the spider
+    send(crawler, signals.spider_opened)
+    send(crawler, signals.engine_started)
+    (run,) = query(tmp_path, "SELECT * FROM runs")
+    assert run["job_id"] == 4
+    (worker,) = query(tmp_path, "SELECT * FROM run_workers")
+    assert (worker["run_id"], worker["worker"], worker["pid"]) == (run["id"], 0, os.getpid())
+    assert worker["finished_at"] is None and worker["pages"] is None
+    crawler.stats.set_value("response_received_count", 5)
+    crawler.stats.set_value("item_scraped_count", 3)
+    clock.advance(10)
+    (beat,) = query(tmp_path, "SELECT * FROM run_workers")
+    assert (beat["pages"], beat["items"]) == (5, 3)
+    assert beat["heartbeat_at"] > worker["heartbeat_at"]
+    send(crawler, signals.spider_closed, reason="finished")
+    assert recorder.loop is None and not clock.getDelayedCalls()
+    (worker,) = query(tmp_path, "SELECT * FROM run_workers")
+    (run,) = query(tmp_path, "SELECT * FROM runs")
+    assert (worker["finish_reason"], worker["exit_status"]) == ("finished", 0)
+    assert (run["finish_reason"], run["finished_at"] is not None) == ("finished", True)
+
+
+def test_a_worker_attaches_to_its_parents_run(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "crawler.sqlite")
+    parent = store.start_run("shop", arguments={}, profile=None, settings={}, job_id=9)
+    store.start_worker(parent, 0)  # a sibling that died: the run must not look dead to us
+    store.conn.execute("UPDATE run_workers SET pid = ?", (gone_pid(),))
+    store.close()
+    crawler = make_crawler(tmp_path, WORKER_RUN_ID=parent, WORKER_INDEX=2)
+    pipeline = SQLitePipeline.from_crawler(crawler)
+    pipeline.clock = task.Clock()
+    recorder = RunRecorder.from_crawler(crawler)
+    pipeline.open_spider()
+    send(crawler, signals.spider_opened)
+    assert crawler.stats.get_value(keys.RUN_ID) == recorder.run_id == parent
+    pipeline.process_item(ProductItem(sku="A", name="a", price=Decimal("1"), url="http://x/a"))
+    pipeline.close_spider()
+    send(crawler, signals.spider_closed, reason="finished")
+    (run,) = query(tmp_path, "SELECT * FROM runs")  # no row of its own
+    assert (run["id"], run["finished_at"], run["finish_reason"]) == (parent, None, None)
+    sibling, worker = query(tmp_path, "SELECT * FROM run_workers ORDER BY worker")
+    assert (sibling["worker"], sibling["finish_reason"]) == (0, "killed")
+    assert (worker["run_id"], worker["worker"], worker["finish_reason"]) == (parent, 2, "finished")
+    (item,) = query(tmp_path, "SELECT * FROM products")
+    assert item["first_run_id"] == parent
+
+
+def test_dead_runs_are_marked_killed_when_the_spider_opens(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "crawler.sqlite")
+    old = store.start_run("shop", arguments={}, profile=None, settings={})
+    store.start_worker(old, 0)
+    store.conn.execute("UPDATE run_workers SET pid = ?", (gone_pid(),))
+    store.close()
+    crawler = make_crawler(tmp_path)
+    recorder = RunRecorder.from_crawler(crawler)  # kept: signals hold their receivers weakly
+    send(crawler, signals.spider_opened)
+    assert recorder.run_id == old + 1
+    first, second = query(tmp_path, "SELECT * FROM runs ORDER BY id")
+    assert (first["finish_reason"], first["exit_status"]) == ("killed", 1)
+    assert second["finished_at"] is None
+    send(crawler, signals.spider_closed, reason="finished")

@@ -6,6 +6,8 @@ import asyncio
 import csv
 import logging
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -344,3 +346,23 @@ def test_write_error_closes_the_spider(tmp_path: Path, caplog: pytest.LogCapture
 def test_disabled(tmp_path: Path) -> None:
     with pytest.raises(NotConfigured, match="CSV_ENABLED"):
         pipeline(tmp_path, CSV_ENABLED=False)
+
+
+def test_part_files_of_gone_processes_are_removed_at_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    stale = out / f".shop-products.part-{ended.pid}-0badcafe"
+    stale.write_text("sku\nA\n")
+    ours = out / f".shop-products.part-{os.getpid()}-0badcafe"  # a live process's, kept
+    ours.write_text("sku\n")
+    other = out / ".notes.txt"  # not a part file
+    other.write_text("keep")
+    with caplog.at_level(logging.INFO):
+        opened(tmp_path)
+    assert not stale.exists() and ours.exists() and other.exists()
+    lines = [r.getMessage() for r in caplog.records if r.name == "crawler.pipelines.csv_file"]
+    assert lines == [f"CSV: removed 1 part file(s) left by crawls that are gone: {stale.name}"]

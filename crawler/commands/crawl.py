@@ -8,6 +8,8 @@ Differences from Scrapy's own command:
 * The exit status is 1 when the run failed, where stock Scrapy exits 0: it could not start, or
   the health monitor's verdict (``crawler.stats.judge``: finish reason, error ratio, items
   against the previous run) says so. The runs row records the same verdict.
+* ``-s WORKERS=N`` (N > 1 or ``auto``): this process supervises N crawl processes of one run
+  (``crawler.workers``) instead of crawling itself.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from crawler.profiles import PROFILES
 from crawler.rendering.browser import check_browser
 from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
 from crawler.stats import HealthPolicy, recorded_verdict
+from crawler.workers import WorkersConfig, supervise, worker_arguments, workers_wanted
 
 if TYPE_CHECKING:
     import argparse
@@ -44,17 +47,28 @@ class Command(ScrapyCrawlCommand):
     }
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        given = list(opts.spargs or [])  # as typed: repeated for each worker
         opts.spargs = join_repeated(opts.spargs or [])
         super().process_options(args, opts)
         assert self.settings is not None
         install_defaults(self.settings)  # what the crawl will read, for the checks before it
         if len(args) != 1:
             raise UsageError("give exactly one spider name; `scrapy list` shows them")
+        self.workers: WorkersConfig | None = None
         with usage_errors():  # before the crawler process starts and logs its banner
-            self._check(args[0], opts.spargs)
+            self.arguments = self._check(args[0], opts.spargs)
+            if count := workers_wanted(self.settings):
+                command = worker_arguments("crawl", args[0], given, opts)
+                self.workers = WorkersConfig.from_settings(
+                    self.settings, count=count, spider=args[0], command=command
+                )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         assert self.crawler_process is not None and self.settings is not None
+        if self.workers is not None:
+            with usage_errors():
+                self.exitcode = supervise(self.workers, self.settings, self.arguments)
+            return
         crawler = self._create_crawler(args[0])
         reasons: list[str] = []
 
@@ -66,7 +80,9 @@ class Command(ScrapyCrawlCommand):
         self.crawler_process.start()
         self.exitcode = self._exit_status(crawler, reasons)
 
-    def _check(self, spider_name: str, spargs: dict[str, Any]) -> None:
+    def _check(self, spider_name: str, spargs: dict[str, Any]) -> dict[str, Any]:
+        """Check the spider's arguments and the settings; the arguments as the spider parses
+        them (``spider.arguments``; none for a spider without ``parse_arguments``)."""
         assert self.settings is not None
         profile = str(self.settings.get("CRAWL_PROFILE") or "polite").strip().lower()
         if profile not in PROFILES:
@@ -97,6 +113,7 @@ class Command(ScrapyCrawlCommand):
                 check_jobdir(Path(jobdir))  # before Scrapy unpickles anything from it
             except (UntrustedJobDir, OSError) as exc:
                 raise ArgumentError(str(exc)) from None
+        return values
 
     def _exit_status(self, crawler: Crawler, reasons: list[str]) -> int:
         assert self.crawler_process is not None

@@ -6,6 +6,11 @@ policy (``crawler.safety.secrets``) again: a row recorded in clear (by an older 
 hand) prints ``***`` for its secrets too. The store is opened read-only,
 so this never creates or changes a database. Errors are one line starting ``error:``: exit
 status 2 for bad input, 1 for a missing store or an unknown run.
+
+A run whose processes are gone shows ``killed`` (marked so by the next crawl, or seen here
+already: see ``crawler.storage.liveness`` and ``RUN_STALE_SECONDS``). The latest run of a
+frontier job that is still open with requests queued or leased shows ``(resumable)``: the same
+command resumes it. One run in detail lists its worker processes and its job's request counts.
 """
 
 from __future__ import annotations
@@ -21,18 +26,29 @@ from crawler.addon import install_defaults
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.export.columns import to_datetime
 from crawler.safety.secrets import Redactor, mask_url_credentials, masked
-from crawler.storage.reads import get_run, list_runs, open_readonly
+from crawler.storage.liveness import KILLED
+from crawler.storage.reads import (
+    dead_runs,
+    get_run,
+    job_summary,
+    list_runs,
+    open_readonly,
+    resumable_runs,
+    worker_states,
+)
 from crawler.storage.schema import to_json
 from crawler.storage.store import StoreError
 
 if TYPE_CHECKING:
     import argparse
+    import sqlite3
 
 HEADERS = (
     *("id", "spider", "started (UTC)", "duration", "finish reason"),
     *("pages", "items", "rejects", "errors", "exit"),
 )
 NUMERIC = frozenset({"id", "pages", "items", "rejects", "errors", "exit"})
+WORKER_HEADERS = ("worker", "state", "host", "pid", "started", "last seen", "pages", "items")
 
 
 class RunsError(Exception):
@@ -67,8 +83,29 @@ def _count(value: Any) -> str:
     return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def reason_label(run: dict[str, Any]) -> str:
+    """The finish reason; ``killed`` for a run whose processes are gone (``gone``, set by
+    ``annotate``), and `` (resumable)`` after the latest run of an unfinished frontier job."""
+    reason = run.get("finish_reason") or (KILLED if run.get("gone") else "(unfinished)")
+    return f"{reason} (resumable)" if run.get("resumable") else reason
+
+
+def annotate(
+    conn: sqlite3.Connection, runs: list[dict[str, Any]], stale_seconds: float
+) -> list[dict[str, Any]]:
+    """Mark the runs whose processes are gone (``gone``: last seen) and the resumable ones."""
+    dead = dead_runs(conn, stale_seconds) if any(r.get("finished_at") is None for r in runs) else {}
+    resumable = resumable_runs(conn, [int(r["id"]) for r in runs])
+    for run in runs:
+        if run["id"] in dead:
+            run["gone"] = dead[run["id"]] or run.get("started_at") or "-"
+        finished = run.get("finished_at") is not None or "gone" in run
+        run["resumable"] = finished and run["id"] in resumable
+    return runs
+
+
 def summary_row(run: dict[str, Any]) -> tuple[str, ...]:
-    reason = run.get("finish_reason") or "(unfinished)"
+    reason = reason_label(run)
     counts = [_count(run.get(k)) for k in ("pages", "items", "rejects", "errors", "exit_status")]
     return (
         str(run["id"]),
@@ -121,10 +158,16 @@ def _mapping(title: str, values: Any) -> list[str]:
     return [f"{title}:", *(f"  {k:<{width}}  {_value(values[k])}" for k in sorted(values))]
 
 
-def detail(run: dict[str, Any]) -> str:
-    reason = run.get("finish_reason") or "(unfinished)"
+def detail(
+    run: dict[str, Any],
+    workers: list[dict[str, Any]] | None = None,
+    job: dict[str, Any] | None = None,
+) -> str:
+    reason = reason_label(run)
     exit_status = run.get("exit_status")
     failure = run.get("failure")
+    if run.get("gone") and not failure:
+        failure = f"process gone (last seen {when(run['gone'])} UTC; not marked yet)"
     lines = [
         f"run {run['id']}: {run['spider']}",
         f"  started      {when(run.get('started_at'))} UTC",
@@ -137,11 +180,38 @@ def detail(run: dict[str, Any]) -> str:
             f"{name} {_count(run.get(name))}"
             for name in ("pages", "items", "rejects", "duplicates", "errors")
         ),
+        *([_job_line(job)] if job else []),
     ]
+    lines += _workers(workers or [])
     lines += _mapping("arguments", masked("", run.get("arguments")))
     lines += _mapping("settings", masked("", run.get("settings")))
     lines += _mapping("stats", Redactor(()).redact_values(run.get("stats")))
     return "\n".join(lines)
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    counts = ", ".join(f"{job[name]:,} {name}" for name in ("queued", "leased", "done", "failed"))
+    return f"  job          {job['id']} ({job['state']}): {counts}"
+
+
+def _workers(workers: list[dict[str, Any]]) -> list[str]:
+    """The processes of the run, one aligned line each, under ``workers:``."""
+    if not workers:
+        return []
+    rows = [
+        (
+            str(w["worker"]), str(w["state"]), str(w["host"]), str(w["pid"]),
+            when(w.get("started_at")), when(w.get("heartbeat_at")),
+            _count(w.get("pages")), _count(w.get("items")),
+        )
+        for w in workers
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in (WORKER_HEADERS, *rows)) for i in range(len(WORKER_HEADERS))]
+    return ["workers:"] + [
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (WORKER_HEADERS, *rows)
+    ]
 
 
 class Command(ScrapyCommand):
@@ -181,15 +251,18 @@ class Command(ScrapyCommand):
         limit = _number(opts.limit, "--limit", 1)
         db = str(opts.db or self.settings.get("SQLITE_PATH") or defaults.SQLITE_PATH)
         busy = self.settings.getfloat("SQLITE_BUSY_TIMEOUT", defaults.SQLITE_BUSY_TIMEOUT)
+        stale = self.settings.getfloat("RUN_STALE_SECONDS", defaults.RUN_STALE_SECONDS)
         try:
             with closing(open_readonly(db, busy)) as conn:
                 if run_id is not None:
                     run = get_run(conn, run_id)
                     if run is None:
                         raise RunsError(f"no run {run_id} in {db} (see `scrapy runs`)")
-                    print(detail(run))
+                    annotate(conn, [run], stale)
+                    job = job_summary(conn, run["job_id"]) if run.get("job_id") else None
+                    print(detail(run, worker_states(conn, run_id, stale), job))
                     return
-                runs = list_runs(conn, limit, opts.spider)
+                runs = annotate(conn, list_runs(conn, limit, opts.spider), stale)
         except StoreError as exc:
             raise RunsError(str(exc) if str(exc).startswith(db) else f"{db}: {exc}") from None
         self._print(runs, db, opts.spider)

@@ -2,18 +2,26 @@
 
 Stock Scrapy exits 0 unless the crawl could not start; a user's spider file run inside the project
 gets the project's verdict instead (``crawler.stats.judge``, as recorded in the runs row).
+``-s WORKERS=N`` (N > 1 or ``auto``) runs the file's spider in N processes, as ``scrapy crawl``
+does (``crawler.workers``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import signals
 from scrapy.commands.runspider import Command as ScrapyRunSpiderCommand
+from scrapy.commands.runspider import _import_file
+from scrapy.exceptions import UsageError
+from scrapy.utils.spider import iter_spider_classes
 
+from crawler.addon import install_defaults
 from crawler.arguments import refuse_config_arguments
 from crawler.exitcodes import EXIT_FAILED, usage_errors
 from crawler.stats import recorded_verdict
+from crawler.workers import WorkersConfig, supervise, worker_arguments, workers_wanted
 
 if TYPE_CHECKING:
     import argparse
@@ -30,18 +38,44 @@ class Command(ScrapyRunSpiderCommand):
     }
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        given = list(opts.spargs or [])  # as typed: repeated for each worker
         super().process_options(args, opts)
+        assert self.settings is not None
+        self.workers = 0
         with (
             usage_errors()
         ):  # before the spider file is loaded: Scrapy sets every -a as an attribute
             refuse_config_arguments(opts.spargs)
+            if (count := workers_wanted(self.settings)) and len(args) == 1:
+                install_defaults(self.settings)  # what the supervisor reads (FRONTIER…)
+                self.workers = count
+                self.worker_command = worker_arguments("runspider", args[0], given, opts)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         self._spider_crawler: Crawler | None = None
         self._reasons: list[str] = []
+        if self.workers:
+            self._supervise(args, opts)
+            return
         super().run(args, opts)
         if self.exitcode == 0:
             self.exitcode = self._exit_status()
+
+    def _supervise(self, args: list[str], opts: argparse.Namespace) -> None:
+        """The spider of the file, run by ``self.workers`` processes (``crawler.workers``)."""
+        assert self.settings is not None
+        try:
+            spidercls = list(iter_spider_classes(_import_file(Path(args[0])))).pop()
+        except (ImportError, ValueError, OSError, IndexError) as exc:
+            raise UsageError(f"no spider loaded from {args[0]}: {exc}") from None
+        parse = getattr(spidercls, "parse_arguments", None)
+        with usage_errors():
+            arguments = parse(opts.spargs) if parse is not None else {}
+            config = WorkersConfig.from_settings(
+                self.settings, count=self.workers, spider=spidercls.name,
+                command=self.worker_command,
+            )  # fmt: skip
+            self.exitcode = supervise(config, self.settings, arguments)
 
     def _create_crawler(self, spname_or_cls: Any) -> Crawler:
         crawler = super()._create_crawler(spname_or_cls)

@@ -52,7 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
         site.count_hit(url.path, self.headers)
         host = escape(self.headers.get("Host") or site.netloc)
         page = route(url.path, parse_qs(url.query), host, site.slow_seconds, site.revisions)
-        delay = max(page.delay, site.api_delay if url.path.startswith("/js/api/") else 0.0)
+        api = site.api_delay if url.path.startswith("/js/api/") else 0.0
+        delay = max(page.delay, api, site.page_delay)
         if delay:
             time.sleep(delay)
         validators = _validators(page)
@@ -100,6 +101,9 @@ def not_modified(headers: Message, page: Page) -> bool:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections when a crawler opens 100 at once
+    # (they hang until the client's SYN retries and time out); real servers accept far more.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], site: DemoSite) -> None:
         super().__init__(address, _Handler)
@@ -126,9 +130,11 @@ class DemoSite:
         slow_seconds: float = 1.0,
         changed_ids: Iterable[int] = (),
         api_delay: float = 0.0,
+        page_delay: float = 0.0,
     ) -> None:
         self.host, self.port, self.slow_seconds = host, port, slow_seconds
         self.api_delay = api_delay  # seconds every JSON answer of the JavaScript shop waits
+        self.page_delay = page_delay  # seconds every answer waits at least (a distant server)
         self.hits: collections.Counter[str] = collections.Counter()
         self.not_modified: collections.Counter[str] = collections.Counter()
         self.request_headers: dict[str, dict[str, str]] = {}

@@ -5,7 +5,8 @@ A cursor (``export_cursors`` table: ``name``, ``table_name``, ``last_exported_at
 delivered. It moves only after the output was published. A crawl still running may commit rows
 stamped before that point later, so an unfinished run that started within
 ``EXPORT_CURSOR_INFLIGHT_HOURS`` holds the cursor at its start: those rows come again next time
-(at least once, never skipped).
+(at least once, never skipped). A run whose processes are gone (killed: see
+``crawler.storage.liveness``, ``RUN_STALE_SECONDS``) commits nothing more and holds nothing back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from crawler import defaults
 from crawler.export import ExportError
 from crawler.export.columns import to_datetime
 from crawler.storage.reads import unfinished_runs_since
@@ -53,12 +55,16 @@ def load(conn: sqlite3.Connection, name: str, table: str) -> Cursor:
 
 
 def next_position(
-    conn: sqlite3.Connection, cursor: Cursor, exported_max: str | None, inflight_hours: float
+    conn: sqlite3.Connection,
+    cursor: Cursor,
+    exported_max: str | None,
+    inflight_hours: float,
+    stale_seconds: float = defaults.RUN_STALE_SECONDS,
 ) -> str | None:
     """Where the cursor goes after exporting rows up to ``exported_max`` (never backwards)."""
     target = exported_max
     if target is not None and inflight_hours > 0:
-        running = unfinished_runs_since(conn, inflight_hours)
+        running = unfinished_runs_since(conn, inflight_hours, stale_seconds=stale_seconds)
         if running:  # 1 ms before the oldest running crawl began: its rows come again
             start = to_datetime(running[0]["started_at"]) - timedelta(milliseconds=1)
             held = start.isoformat(timespec="milliseconds")

@@ -6,6 +6,9 @@ Settings: ``HEALTH_ENABLED``, ``HEALTH_OK_REASONS``, ``HEALTH_MAX_ERROR_RATIO``,
 comes from the store's ``runs`` table. The verdict goes to the stats (``health/exit_status``,
 ``health/failure``), where the run recorder and ``scrapy crawl`` read it, and each failure is
 logged as one ERROR line. Registered before ``RunRecorder`` so that it runs first at close.
+A worker of a run of several processes (``WORKER_COUNT`` > 1) does not compare its items with the
+previous run's: it has only its share of them; the workers' parent (``crawler.workers``) compares
+the sum.
 """
 
 from __future__ import annotations
@@ -45,11 +48,15 @@ def comparable(arguments: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def find_baseline(
-    store: Store, spider: Spider, policy: keys.HealthPolicy, run_id: int | None
+    store: Store,
+    spider: str,
+    arguments: Mapping[str, Any],
+    policy: keys.HealthPolicy,
+    run_id: int | None,
 ) -> keys.Baseline | None:
     """The latest successful run of ``spider`` with the same arguments, before ``run_id``."""
-    wanted = comparable(getattr(spider, "arguments", {}))
-    rows = store.successful_runs(spider.name, run_id, BASELINE_CANDIDATES)
+    wanted = comparable(arguments)
+    rows = store.successful_runs(spider, run_id, BASELINE_CANDIDATES)
     for row in rows:
         if comparable(json.loads(row["arguments"] or "{}")) != wanted:
             continue
@@ -102,10 +109,14 @@ class HealthMonitor:
     def _baseline(self, spider: Spider) -> keys.Baseline | None:
         if self.store is None or not self.store.is_open or not self.policy.min_item_ratio:
             return None
+        if self.crawler.settings.getint("WORKER_COUNT", 1) > 1:
+            return None  # a worker's share of the items: the workers' parent compares the sum
         stats = self.crawler.stats
         assert stats is not None
         try:
-            return find_baseline(self.store, spider, self.policy, stats.get_value(keys.RUN_ID))
+            arguments = getattr(spider, "arguments", {})
+            run_id = stats.get_value(keys.RUN_ID)
+            return find_baseline(self.store, spider.name, arguments, self.policy, run_id)
         except (sqlite3.Error, StoreError, ValueError) as exc:
             logger.warning(f"previous run not read, item count not compared: {exc}")
             return None

@@ -6,7 +6,9 @@ Settings: ``CSV_ENABLED``, ``CSV_EXPORT_DIR``, ``CSV_FILENAME`` (placeholders ``
 
 Rows go to a hidden ``.<spider>-<item>.part-<pid>-…`` file in the export dir, which is flushed,
 fsynced and ``os.replace``d to its final name at close; a crawl that dies leaves only the part file,
-and an existing file of the final name is only ever replaced by a complete one. A file that cannot
+and an existing file of the final name is only ever replaced by a complete one; the part files of
+processes that are gone from this host (``.NAME.part-<pid>-<hex>``) are removed when the pipeline
+opens, with one INFO line. A file that cannot
 be published keeps its part file, is logged with where its rows are, and fails the run with
 ``csv_error`` (``csv/unpublished`` lists its tables; see ``crawler.stats.unpublished_csv``).
 One file per table (``crawler.itemtables``: the same table names as the store). Columns of a
@@ -45,6 +47,7 @@ from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.csvcell import cell
 from crawler.itemtables import TableRules, item_values
 from crawler.stats import CSV_UNPUBLISHED, RUN_ID
+from crawler.storage.liveness import pid_alive
 from crawler.storage.schema import jsonable
 
 if TYPE_CHECKING:
@@ -60,6 +63,7 @@ PATHS = "csv/paths"
 CSV_ERROR = "csv_error"  # the finish reason when the CSV files cannot be written
 PLACEHOLDERS = frozenset({"spider", "item", "run", "time"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PART = re.compile(r"\..+\.part-(\d+)-[0-9a-f]+")  # crawler.atomicfile.part_path's names
 
 
 class CsvConfigError(ValueError):
@@ -142,6 +146,25 @@ def schemaless_cell(value: Any, neutralize: bool) -> str:
     return cell(value, neutralize)
 
 
+def remove_stale_parts(directory: Path) -> list[Path]:
+    """Remove the part files in ``directory`` whose writing process is gone from this host
+    (killed before publishing them); one INFO line names them."""
+    removed: list[Path] = []
+    for path in sorted(directory.glob(".*.part-*")):
+        match = _PART.fullmatch(path.name)
+        if match is None or pid_alive(int(match[1])) or not path.is_file():
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove: left
+            path.unlink()
+            removed.append(path)
+    if removed:
+        names = ", ".join(p.name for p in removed)
+        logger.info(
+            "CSV: removed %d part file(s) left by crawls that are gone: %s", len(removed), names
+        )
+    return removed
+
+
 class CsvPipeline:
     """Writes each item class to its own CSV file, published atomically at close (``CSV_*``)."""
 
@@ -171,6 +194,7 @@ class CsvPipeline:
             self.root.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=self.root).close()
             self._final_path("items", self.time)
+            remove_stale_parts(self.root)
         except LookupError:
             self._refuse(f"unknown CSV_ENCODING {self.config.encoding!r}")
         except OSError as exc:

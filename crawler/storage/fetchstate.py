@@ -12,8 +12,8 @@ item is linked to that row (``item_table``, ``item_url``); the state is *backed*
 row is still there, and a 304 marks only that table's rows seen.
 
 A row is *trusted* only when the run that wrote it has finished (``runs.finished_at`` set, and
-not with the ``store_error`` reason): a crawl killed before its items were written must not
-leave validators behind that would make the next crawl take those pages as unchanged.
+not with the ``store_error`` or ``killed`` reason): a crawl killed before its items were written
+must not leave validators behind that would make the next crawl take those pages as unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from crawler.storage import STORE_ERROR, StoreError
+from crawler.storage.liveness import KILLED
 from crawler.storage.schema import CORE_TABLES, quote, transaction
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 _SELECT = (
     "SELECT f.url, f.status, f.etag, f.last_modified, f.content_hash, f.fetched_at, f.run_id,"
-    " r.finished_at IS NOT NULL AND r.finish_reason IS NOT ? AS trusted, f.item_table, f.item_url"
+    " r.finished_at IS NOT NULL AND COALESCE(r.finish_reason, '') NOT IN (?, ?) AS trusted,"
+    " f.item_table, f.item_url"
     " FROM fetch_state f LEFT JOIN runs r ON r.id = f.run_id WHERE f.scope = ? AND f.url = ?"
 )
 _UPSERT = (
@@ -109,7 +111,9 @@ class FetchState:
         record = self._records.get(url)
         if record is None:
             try:
-                row = self.store.conn.execute(_SELECT, (STORE_ERROR, self.scope, url)).fetchone()
+                row = self.store.conn.execute(
+                    _SELECT, (STORE_ERROR, KILLED, self.scope, url)
+                ).fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.store.config.path}: {exc}") from exc
             if row is None:

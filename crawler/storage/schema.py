@@ -118,10 +118,69 @@ MIGRATIONS: list[str] = [
         created_at TEXT
     );
     """,
+    # 6: the durable frontier (crawler.frontier): a job is one crawl of a spider with its
+    # arguments, resumed by rerunning the same command; its requests are rows leased by worker
+    # processes. A run is one attempt at a job; run_workers holds each process of a run, its
+    # heartbeat (how a killed process is recognised) and its own figures.
+    """
+    ALTER TABLE runs ADD COLUMN job_id INTEGER;
+    CREATE TABLE run_workers (
+        run_id INTEGER NOT NULL,
+        worker INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        finished_at TEXT,
+        finish_reason TEXT,
+        pages INTEGER,
+        items INTEGER,
+        exit_status INTEGER,
+        stats TEXT,
+        PRIMARY KEY (run_id, worker)
+    );
+    CREATE TABLE frontier_jobs (
+        id INTEGER PRIMARY KEY,
+        spider TEXT NOT NULL,
+        job_key TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open',
+        created_at TEXT NOT NULL,
+        seeded_at TEXT,
+        closed_at TEXT
+    );
+    CREATE INDEX frontier_jobs_by_key ON frontier_jobs (job_key, state);
+    CREATE TABLE frontier (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        url TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        priority INTEGER NOT NULL DEFAULT 0,
+        depth INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        deadline REAL,
+        request TEXT,
+        error TEXT,
+        UNIQUE (job_id, fingerprint)
+    );
+    CREATE INDEX frontier_queued ON frontier (job_id, priority DESC, id) WHERE state = 'queued';
+    CREATE INDEX frontier_leased ON frontier (job_id, owner) WHERE state = 'leased';
+    """,
 ]
 
 CORE_TABLES = frozenset(
-    {"runs", "rejects", "fetch_state", "export_cursors", "item_columns", "unplaced_items"}
+    {
+        "runs",
+        "rejects",
+        "fetch_state",
+        "export_cursors",
+        "item_columns",
+        "unplaced_items",
+        "run_workers",
+        "frontier_jobs",
+        "frontier",
+    }
 )
 BOOKKEEPING: dict[str, str] = {
     "first_run_id": "INTEGER",

@@ -29,6 +29,7 @@ from scrapy.exceptions import NotConfigured
 
 from crawler.atomicfile import fsync_dir, part_path
 from crawler.storage.inferred import InferredTable, Record, make_record
+from crawler.storage.liveness import KILLED, this_host
 from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
 
 if TYPE_CHECKING:
@@ -476,14 +477,16 @@ class Store:
         arguments: Mapping[str, Any],
         profile: str | None,
         settings: Mapping[str, Any],
+        job_id: int | None = None,
     ) -> int:
-        """Insert the ``runs`` row of this crawl; later item rows carry its id."""
-        values = (spider, to_json(arguments), profile, to_json(settings), self.now())
+        """Insert the ``runs`` row of this crawl (of frontier job ``job_id``, if any); later item
+        rows carry its id."""
+        values = (spider, to_json(arguments), profile, to_json(settings), self.now(), job_id)
         try:
             with transaction(self.conn):
                 cursor = self.conn.execute(
-                    "INSERT INTO runs (spider, arguments, profile, settings, started_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (spider, arguments, profile, settings, started_at, job_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     values,
                 )
         except sqlite3.Error as exc:
@@ -514,6 +517,81 @@ class Store:
                     " failure = COALESCE(?, failure), stats = ? WHERE id = ?",
                     (*values, run_id),
                 )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def set_run_job(self, run_id: int, job_id: int) -> None:
+        """Record which frontier job the run works on (``runs.job_id``)."""
+        try:
+            with transaction(self.conn):
+                self.conn.execute("UPDATE runs SET job_id = ? WHERE id = ?", (job_id, run_id))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def run_workers(self, run_id: int) -> list[dict[str, Any]]:
+        """The ``run_workers`` rows of a run (one per crawl process), by worker; stats decoded."""
+        sql = "SELECT * FROM run_workers WHERE run_id = ? ORDER BY worker"
+        return [_run_dict(row) for row in self._query(sql, (run_id,))]
+
+    # --- the processes of a run (run_workers; see crawler.storage.liveness) -------------------
+    def start_worker(self, run_id: int, worker: int) -> None:
+        """Record this process as worker ``worker`` of run ``run_id`` (a restarted worker's row
+        is replaced): host, pid, start and first heartbeat."""
+        now = self.now()
+        self._execute(
+            "INSERT INTO run_workers (run_id, worker, host, pid, started_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, worker) DO UPDATE SET"
+            " host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,"
+            " heartbeat_at = excluded.heartbeat_at, finished_at = NULL, finish_reason = NULL,"
+            " pages = NULL, items = NULL, exit_status = NULL, stats = NULL",
+            [(run_id, worker, this_host(), os.getpid(), now, now)],
+        )
+
+    def heartbeat(self, run_id: int, worker: int, pages: int, items: int) -> None:
+        """Say that this worker is alive, with its figures so far. A worker someone marked
+        ``killed`` while it was only silent (suspended, swapping) comes back, and its run too."""
+        now = self.now()
+        try:
+            with transaction(self.conn):
+                self.conn.execute(
+                    "UPDATE run_workers SET heartbeat_at = ?, pages = ?, items = ?,"
+                    " finished_at = CASE WHEN finish_reason = ? THEN NULL ELSE finished_at END,"
+                    " finish_reason = CASE WHEN finish_reason = ? THEN NULL ELSE finish_reason END"
+                    " WHERE run_id = ? AND worker = ?",
+                    (now, pages, items, KILLED, KILLED, run_id, worker),
+                )
+                self.conn.execute(
+                    "UPDATE runs SET finished_at = NULL, finish_reason = NULL, exit_status = NULL,"
+                    " failure = NULL WHERE id = ? AND finish_reason = ?",
+                    (run_id, KILLED),
+                )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def finish_worker(
+        self,
+        run_id: int,
+        worker: int,
+        *,
+        reason: str,
+        counts: RunCounts,
+        exit_status: int,
+        stats: Mapping[str, Any],
+    ) -> None:
+        """Close this worker's row: finish time and reason, pages, items, verdict, stats."""
+        self._execute(
+            "UPDATE run_workers SET finished_at = ?, heartbeat_at = ?, finish_reason = ?,"
+            " pages = ?, items = ?, exit_status = ?, stats = ? WHERE run_id = ? AND worker = ?",
+            [
+                (self.now(), self.now(), reason, counts.pages, counts.items, exit_status,
+                 to_json(stats), run_id, worker)
+            ],
+        )  # fmt: skip
+
+    def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            with transaction(self.conn):
+                self.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

@@ -1,0 +1,563 @@
+"""``FrontierScheduler``: Scrapy's ``SCHEDULER`` with the frontier in the SQLite store.
+
+Every request a crawl schedules becomes a row of the store's ``frontier`` table (as JSON, see
+``crawler.frontier.codec``), unique by fingerprint within the crawl's job, so the table is also
+the dupefilter. Requests are leased in batches (``FRONTIER_LEASE_BATCH``), highest priority
+first and oldest first within a priority (breadth-first, where Scrapy's default memory queue is
+last-in first-out). New requests are written in batches, at least every
+``FRONTIER_FLUSH_SECONDS``; memory stays flat however large the frontier.
+
+A request is done once the engine has finished with it: its response went through the callback,
+its items through the item pipelines and its new requests into the scheduler. The scheduler
+sees that at its next flush, writes the store's pending items first, and only then marks the row
+done, in the same transaction as the new requests it led to: a crash at any moment loses
+nothing, and a request whose items were not committed is fetched again (items are upserts, so
+nothing is stored twice). A callback that raises marks its request failed. Leases are renewed
+while the process lives; a lease that is not renewed for ``FRONTIER_LEASE_SECONDS`` (its process
+died) is queued again, and a request leased ``FRONTIER_MAX_ATTEMPTS`` times without finishing is
+marked failed. Rerunning the same command resumes an unfinished crawl (``crawler.frontier.jobs``).
+
+The frontier needs the store and a run record: with ``FRONTIER = "memory"``, ``SQLITE_ENABLED``
+off, ``RUN_RECORD`` off (shell, parse, check) or a ``JOBDIR``, ``from_crawler`` returns Scrapy's
+own scheduler instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from scrapy import signals
+from scrapy.core.scheduler import BaseScheduler, Scheduler
+from scrapy.exceptions import CloseSpider
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet import task
+
+from crawler import defaults
+from crawler import stats as keys
+from crawler.durations import parse_duration
+from crawler.frontier import codec
+from crawler.frontier.jobs import AlreadyRunning, choose_job, job_key
+from crawler.storage import STORE_ERROR, open_for_crawl, store_for
+from crawler.storage import frontier as sql
+from crawler.storage.liveness import this_host
+from crawler.storage.schema import transaction
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+    from twisted.python.failure import Failure
+
+    from crawler.storage import Store
+
+logger = logging.getLogger(__name__)
+
+ALREADY_RUNNING = "already_running"  # finish reason: the same crawl is running elsewhere
+FRONTIER_ERROR = "frontier_error"  # finish reason: the frontier table cannot be used
+MODES = ("sqlite", "memory")
+WRITE_BATCH = 1000  # new requests buffered before they are written without waiting for the timer
+MAX_FAILED_WRITES = 5  # failed frontier writes in a row before the crawl stops
+IDLE_MAX = 1.0  # seconds: the longest wait between two lease attempts on an empty frontier
+
+
+def frontier_mode(settings: BaseSettings) -> str:
+    mode = str(settings.get("FRONTIER", defaults.FRONTIER) or "").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"FRONTIER must be {' or '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def frontier_wanted(settings: BaseSettings) -> bool:
+    """Whether a crawl with these settings uses the store's frontier (module docstring)."""
+    return (
+        frontier_mode(settings) == "sqlite"
+        and settings.getbool("RUN_RECORD", defaults.RUN_RECORD)
+        and settings.getbool("SQLITE_ENABLED", defaults.SQLITE_ENABLED)
+        and not settings.get("JOBDIR")
+    )
+
+
+@dataclass(frozen=True)
+class FrontierConfig:
+    fresh: bool = False
+    max_age_seconds: float = 7 * 86400.0
+    resume_reasons: frozenset[str] = frozenset(defaults.FRONTIER_RESUME_REASONS)
+    lease_seconds: float = 300.0
+    lease_batch: int = 32
+    max_attempts: int = 3
+    flush_seconds: float = 1.0
+    stale_seconds: float = 60.0
+    run_id: int | None = None  # WORKER_RUN_ID: the run this process is a worker of
+    worker: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds < 5:
+            raise ValueError(f"FRONTIER_LEASE_SECONDS must be at least 5, not {self.lease_seconds}")
+        if self.lease_batch < 1 or self.max_attempts < 1:
+            raise ValueError("FRONTIER_LEASE_BATCH and FRONTIER_MAX_ATTEMPTS must be at least 1")
+        if self.flush_seconds <= 0:
+            raise ValueError(f"FRONTIER_FLUSH_SECONDS must be > 0, not {self.flush_seconds}")
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> FrontierConfig:
+        """Raises ``ValueError`` with a one-line message for a bad setting."""
+        max_age = settings.get("FRONTIER_RESUME_MAX_AGE", defaults.FRONTIER_RESUME_MAX_AGE)
+        run_id = settings.get("WORKER_RUN_ID")
+        return cls(
+            fresh=settings.getbool("FRONTIER_FRESH", defaults.FRONTIER_FRESH),
+            max_age_seconds=parse_duration(max_age, allow_zero=True).total_seconds(),
+            resume_reasons=frozenset(
+                settings.getlist("FRONTIER_RESUME_REASONS", defaults.FRONTIER_RESUME_REASONS)
+            ),
+            lease_seconds=settings.getfloat(
+                "FRONTIER_LEASE_SECONDS", defaults.FRONTIER_LEASE_SECONDS
+            ),
+            lease_batch=settings.getint("FRONTIER_LEASE_BATCH", defaults.FRONTIER_LEASE_BATCH),
+            max_attempts=settings.getint("FRONTIER_MAX_ATTEMPTS", defaults.FRONTIER_MAX_ATTEMPTS),
+            flush_seconds=settings.getfloat(
+                "FRONTIER_FLUSH_SECONDS", defaults.FRONTIER_FLUSH_SECONDS
+            ),
+            stale_seconds=settings.getfloat("RUN_STALE_SECONDS", defaults.RUN_STALE_SECONDS),
+            run_id=int(run_id) if run_id not in (None, "") else None,
+            worker=settings.getint("WORKER_INDEX", 0),
+        )
+
+
+class FrontierScheduler(BaseScheduler):
+    """The frontier of one crawl process (module docstring)."""
+
+    def __init__(self, crawler: Crawler, store: Store, config: FrontierConfig) -> None:
+        self.crawler = crawler
+        self.store = store
+        self.config = config
+        self.stats = crawler.stats
+        self.fingerprinter = crawler.request_fingerprinter
+        self.spider: Spider | None = None
+        self.job_id: int | None = None
+        self.resumed = False
+        self.seeded = False  # the job's start() has been read to its end and written
+        self.start_read = False  # this process read start() to its end
+        self.owner = f"{config.run_id or 0}:{config.worker}:{os.getpid()}"
+        self._ready: deque[tuple[int, Request]] = deque()  # leased, not handed out yet
+        self._held: dict[Request, int] = {}  # handed to the engine: row id
+        self._held_by_fp: dict[str, Request] = {}
+        self._failed: dict[Request, str] = {}  # held requests whose callback raised
+        self._new: dict[str, sql.NewRequest] = {}  # to insert
+        self._again: dict[str, sql.NewRequest] = {}  # to queue again (dont_filter, retries)
+        self._bad: list[tuple[int, str]] = []  # rows that cannot be read back
+        self._memory: deque[Request] = deque()  # requests JSON cannot hold: crawled from memory
+        self._warned: set[str] = set()
+        self._idle_until = 0.0
+        self._idle_wait = 0.05
+        self._work_checked = (0.0, False)
+        self._renewed = time.monotonic()
+        self._failed_writes = 0
+        self._stopping = False
+        self.loop: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> FrontierScheduler:
+        settings = crawler.settings
+        if not frontier_wanted(settings):
+            return cast("FrontierScheduler", Scheduler.from_crawler(crawler))
+        scheduler = cls(crawler, store_for(crawler), FrontierConfig.from_settings(settings))
+        crawler.signals.connect(scheduler.spider_error, signal=signals.spider_error)
+        return scheduler
+
+    # --- open and close ---------------------------------------------------------------------
+    def open(self, spider: Spider) -> None:
+        self.spider = spider
+        self.store.hold()
+        open_for_crawl(self.store)  # CloseSpider(store_error) when it cannot open
+        conn = self.store.conn
+        try:
+            sql.check_table(conn)
+            if self.config.run_id is not None:
+                self._join_run(conn)
+            else:
+                self._choose_job(conn, spider)
+        except AlreadyRunning as exc:
+            logger.error(str(exc))
+            raise CloseSpider(ALREADY_RUNNING) from None
+        except (sqlite3.Error, ValueError) as exc:
+            logger.error(f"Frontier in {self.store.path} cannot be used: {exc}")
+            raise CloseSpider(FRONTIER_ERROR) from None
+        assert self.job_id is not None
+        self.stats.set_value(keys.FRONTIER_JOB_ID, self.job_id)
+        self.loop = task.LoopingCall(self.tick)
+        self.loop.start(self.config.flush_seconds, now=False).addErrback(self._loop_failed)
+
+    def _choose_job(self, conn: sqlite3.Connection, spider: Spider) -> None:
+        choice = choose_job(
+            conn,
+            spider=spider.name,
+            key=job_key(spider.name, getattr(spider, "arguments", None)),
+            fresh=self.config.fresh,
+            max_age_seconds=self.config.max_age_seconds,
+            now=datetime.now(UTC),
+            stale_seconds=self.config.stale_seconds,
+            host=this_host(),
+        )
+        self.job_id, self.resumed = choice.job_id, choice.resumed
+        row = sql.job(conn, choice.job_id)
+        self.seeded = bool(row and row["seeded_at"])
+        if choice.note:
+            logger.info(
+                f"Frontier: starting afresh, the unfinished crawl is not resumed: {choice.note}"
+            )
+        if choice.resumed:
+            self.stats.set_value("frontier/resumed", 1)
+            logger.info(
+                f"Frontier: resuming the crawl of run {choice.previous_run} (job {choice.job_id}):"
+                f" {choice.done} requests done, {choice.queued} to fetch"
+                + (f", {choice.failed} failed" if choice.failed else "")
+                + ("" if self.seeded else "; start() is read again, seen requests skipped")
+            )
+
+    def _join_run(self, conn: sqlite3.Connection) -> None:
+        """A worker of a run started by ``WORKERS``: the parent chose the job."""
+        row = conn.execute("SELECT job_id FROM runs WHERE id = ?", (self.config.run_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise ValueError(f"run {self.config.run_id} has no frontier job (WORKER_RUN_ID)")
+        self.job_id, self.resumed = int(row[0]), True
+        with transaction(conn):  # the leases of this worker's previous process, if it died
+            sql.reclaim(
+                conn, self.job_id, owner_prefix=f"{self.config.run_id}:{self.config.worker}:"
+            )
+        job = sql.job(conn, self.job_id)
+        self.seeded = bool(job and job["seeded_at"])
+
+    @property
+    def skip_start(self) -> bool:
+        """start() is not read: another worker seeds the job, or it is seeded already."""
+        return self.config.worker > 0 or (self.resumed and self.seeded)
+
+    def start_finished(self) -> None:
+        """start() was read to its end: the job is seeded once its requests are written."""
+        self.start_read = True
+
+    def close(self, reason: str) -> None:
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        try:
+            if self.job_id is not None and self.store.is_open:
+                self._close_job(reason)
+        finally:
+            self.store.release()
+
+    def _close_job(self, reason: str) -> None:
+        assert self.job_id is not None
+        self.write(finished=True)
+        if self._memory:
+            logger.warning(
+                f"Frontier: {len(self._memory)} requests JSON cannot hold were not fetched"
+            )
+        try:
+            conn = self.store.conn
+            with transaction(conn):
+                sql.give_back(conn, [row_id for row_id, _ in self._ready])
+                sql.reclaim(conn, self.job_id, owner_prefix=self.owner)
+                now = datetime.now(UTC).isoformat()
+                if reason == "finished" and not sql.has_work(conn, self.job_id, self.owner):
+                    sql.set_job_state(conn, self.job_id, sql.FINISHED, now)
+                elif reason not in self.config.resume_reasons and self.config.run_id is None:
+                    sql.set_job_state(conn, self.job_id, sql.CLOSED, now)
+            found = sql.counts(conn, self.job_id)
+        except sqlite3.Error as exc:
+            logger.error(f"Frontier: could not be closed cleanly: {exc}")
+            return
+        self._ready.clear()
+        for state, number in found.items():
+            self.stats.set_value(f"frontier/{state}", number)
+
+    # --- the scheduler interface ----------------------------------------------------------
+    def has_pending_requests(self) -> bool:
+        if self._ready or self._memory or self._new or self._again:
+            return True
+        if self.job_id is None or not self.store.is_open or self._stopping:
+            return False
+        now = time.monotonic()
+        checked, found = self._work_checked
+        if now - checked < 0.25:
+            return found
+        try:
+            found = sql.has_work(self.store.conn, self.job_id, self.owner)
+            if not found and self.config.worker > 0 and not self.seeded:
+                found = not self._job_seeded()
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            found = True
+        self._work_checked = (now, found)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._memory) + len(self._new) + len(self._again)
+
+    def enqueue_request(self, request: Request) -> bool:
+        if self.job_id is None:
+            return False
+        fingerprint = self.fingerprinter.fingerprint(request).hex()
+        held = self._held_by_fp.get(fingerprint)
+        if held is not None:  # sent again while this process works on it: a retry
+            if not request.dont_filter:
+                return self._duplicate(request)
+            del self._held[held]  # its row is queued again, not marked done
+            del self._held_by_fp[fingerprint]
+            self._failed.pop(held, None)
+            return self._queue(request, fingerprint, again=True)
+        if fingerprint in self._new or fingerprint in self._again:
+            if not request.dont_filter:
+                return self._duplicate(request)
+            return self._queue(request, fingerprint, again=fingerprint in self._again)
+        try:
+            found = sql.find(self.store.conn, self.job_id, fingerprint)
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            found = None
+        if found is None:
+            return self._queue(request, fingerprint, again=False)
+        _, state = found
+        seed_again = self.resumed and request.meta.get("is_start_request")
+        if not request.dont_filter or seed_again or state in (sql.QUEUED, sql.LEASED):
+            return self._duplicate(request)
+        return self._queue(request, fingerprint, again=True)
+
+    def next_request(self) -> Request | None:
+        if self._memory:
+            return self._memory.popleft()
+        if not self._ready:
+            self._lease()
+        if not self._ready:
+            return None
+        row_id, request = self._ready.popleft()
+        fingerprint = self.fingerprinter.fingerprint(request).hex()
+        self._held[request] = row_id
+        self._held_by_fp[fingerprint] = request
+        self.stats.inc_value("scheduler/dequeued")
+        return request
+
+    # --- enqueueing ---------------------------------------------------------------------------
+    def _queue(self, request: Request, fingerprint: str, *, again: bool) -> bool:
+        try:
+            text, dropped = codec.encode(request, self.spider)
+        except codec.Unstorable as exc:
+            self._warn_once(
+                f"unstorable:{exc}",
+                f"Frontier: {request} is crawled from memory, not durably: {exc}",
+            )
+            self.stats.inc_value("frontier/unstorable")
+            self._memory.append(request)
+            return True
+        for key in dropped:
+            self._warn_once(
+                f"meta:{key}", f"Frontier: meta[{key!r}] is not kept (JSON cannot hold its value)"
+            )
+            self.stats.inc_value("frontier/meta_dropped")
+        depth = request.meta.get("depth", 0)
+        row = sql.NewRequest(
+            fingerprint,
+            request.url,
+            int(request.priority),
+            depth if isinstance(depth, int) else 0,
+            text,
+        )
+        (self._again if again else self._new)[fingerprint] = row
+        self._idle_until, self._idle_wait = 0.0, 0.05  # work is here: lease without waiting
+        self.stats.inc_value("scheduler/enqueued")
+        if len(self._new) + len(self._again) >= WRITE_BATCH:
+            self.write(finished=False)
+        return True
+
+    def _duplicate(self, request: Request) -> bool:
+        self.stats.inc_value("dupefilter/filtered")
+        if "duplicate" not in self._warned:
+            self._warned.add("duplicate")
+            logger.debug(
+                f"Filtered duplicate request: {request} - no more duplicates will be shown"
+            )
+        return False
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    # --- leasing ------------------------------------------------------------------------------
+    def _lease(self) -> None:
+        if self.job_id is None or not self.store.is_open or self._stopping:
+            return
+        now = time.monotonic()
+        if now < self._idle_until:
+            return
+        self.write(finished=False)  # new requests first: they may come before the queued ones
+        conn = self.store.conn
+        try:
+            with transaction(conn):
+                rows, failed = sql.lease(
+                    conn,
+                    self.job_id,
+                    owner=self.owner,
+                    limit=self.config.lease_batch,
+                    deadline=time.time() + self.config.lease_seconds,
+                    max_attempts=self.config.max_attempts,
+                )
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            self._idle_until = now + IDLE_MAX
+            return
+        if failed:
+            logger.warning(
+                f"Frontier: {failed} requests were leased {self.config.max_attempts} times"
+                " without finishing (their process kept dying): marked failed"
+            )
+            self.stats.inc_value("frontier/failed_attempts", failed)
+        if not rows:
+            self._idle_until = now + self._idle_wait
+            self._idle_wait = min(IDLE_MAX, self._idle_wait * 2)
+            return
+        self._idle_wait = 0.05
+        for row in rows:
+            try:
+                request = codec.decode(row.request or "", self.spider)
+            except codec.BadRow as exc:
+                logger.warning(f"Frontier: row {row.id} of job {self.job_id} skipped: {exc}")
+                self.stats.inc_value("frontier/bad_rows")
+                self._bad.append((row.id, f"unreadable: {exc}"))
+                continue
+            self._ready.append((row.id, request))
+
+    # --- writing ------------------------------------------------------------------------------
+    def _finished(self) -> list[Request]:
+        """Held requests the engine is done with (it keeps the ones in progress)."""
+        engine = self.crawler.engine
+        slot = getattr(engine, "_slot", None)
+        in_progress = getattr(slot, "inprogress", None)
+        if in_progress is None:
+            return list(self._held)
+        return [request for request in self._held if request not in in_progress]
+
+    def write(self, *, finished: bool) -> bool:
+        """Write new requests, and with ``finished`` mark the finished ones done (module
+        docstring: after the store's pending items). False when the write failed."""
+        if self.job_id is None or not self.store.is_open:
+            return False
+        done_requests = self._finished() if finished else []
+        pending = self.store.pending_items or self.store.pending_rejects
+        if done_requests and pending and not self.store.flush():
+            done_requests = []  # marked done only once their items are committed
+        mark_seeded = self.start_read and not self.seeded and self.config.worker == 0
+        if not (done_requests or self._new or self._again or self._bad or mark_seeded):
+            return True
+        done: list[int] = []
+        failed: list[tuple[int, str]] = list(self._bad)
+        for request in done_requests:
+            row_id = self._held[request]
+            if request in self._failed:
+                failed.append((row_id, self._failed[request]))
+            else:
+                done.append(row_id)
+        conn = self.store.conn
+        try:
+            with transaction(conn):
+                sql.insert(conn, self.job_id, self._new.values())
+                sql.requeue(conn, self.job_id, self._again.values())
+                sql.finish(conn, done, failed)
+                if mark_seeded:
+                    sql.mark_seeded(conn, self.job_id, datetime.now(UTC).isoformat())
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            return False
+        self._failed_writes = 0
+        self._new.clear()
+        self._again.clear()
+        self._bad.clear()
+        self.seeded = self.seeded or mark_seeded
+        for request in done_requests:
+            self._forget(request)
+        if done:
+            self.stats.inc_value("frontier/done", len(done))
+        if failed:
+            self.stats.inc_value("frontier/failed", len(failed))
+        return True
+
+    def _forget(self, request: Request) -> None:
+        self._held.pop(request, None)
+        self._failed.pop(request, None)
+        fingerprint = self.fingerprinter.fingerprint(request).hex()
+        if self._held_by_fp.get(fingerprint) is request:
+            del self._held_by_fp[fingerprint]
+
+    def tick(self) -> None:
+        """The timer: write, renew this process's leases, take over expired ones."""
+        if self.job_id is None or not self.store.is_open:
+            return
+        self.write(finished=True)
+        if not self._ready:
+            self._wake()  # other workers may have queued requests: try to lease some
+        now = time.monotonic()
+        if now - self._renewed < self.config.lease_seconds / 3:
+            return
+        self._renewed = now
+        conn = self.store.conn
+        try:
+            with transaction(conn):
+                sql.renew(conn, self.job_id, self.owner, time.time() + self.config.lease_seconds)
+                taken = sql.reclaim(conn, self.job_id, now=time.time())
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            return
+        if taken:
+            logger.info(f"Frontier: {taken} expired leases (their process is gone) queued again")
+            self.stats.inc_value("frontier/reclaimed", taken)
+            self._idle_until = 0.0
+            self._wake()
+
+    def _wake(self) -> None:
+        slot = getattr(self.crawler.engine, "_slot", None)
+        nextcall = getattr(slot, "nextcall", None)
+        if nextcall is not None:
+            nextcall.schedule()
+
+    def _job_seeded(self) -> bool:
+        assert self.job_id is not None
+        row = sql.job(self.store.conn, self.job_id)
+        self.seeded = bool(row and row["seeded_at"])
+        if self.seeded:
+            self._wake()
+        return self.seeded
+
+    def spider_error(self, failure: Failure, response: Any) -> None:
+        """A callback raised: its request is marked failed, not done."""
+        request = getattr(response, "request", None)
+        if request is None:
+            return
+        if request not in self._held:
+            request = self._held_by_fp.get(self.fingerprinter.fingerprint(request).hex())
+        if request is not None:
+            self._failed[request] = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"[
+                :500
+            ]
+
+    def _write_failed(self, exc: BaseException) -> None:
+        self._failed_writes += 1
+        self.stats.inc_value("frontier/write_errors")
+        if self._failed_writes == 1:
+            logger.error(f"Frontier: cannot write to {self.store.path}: {exc}")
+        if self._failed_writes >= MAX_FAILED_WRITES and not self._stopping:
+            self._stopping = True
+            logger.error(
+                f"Frontier: {self._failed_writes} writes failed in a row, stopping the crawl: {exc}"
+            )
+            engine = self.crawler.engine
+            if engine is not None and engine.spider is not None:
+                deferred_from_coro(engine.close_spider_async(reason=STORE_ERROR))
+
+    def _loop_failed(self, failure: Failure) -> None:
+        logger.error(f"Frontier timer stopped: {failure.getErrorMessage()}")

@@ -1,0 +1,233 @@
+"""The SQL of the durable frontier (``crawler.frontier``): jobs, request rows and leases.
+
+A job is one crawl of a spider with its arguments (``frontier_jobs``); its requests are rows of
+``frontier``, unique by fingerprint within the job: the table is the queue and the dupefilter.
+A row is ``queued``, ``leased`` (by ``owner`` until ``deadline``, unix seconds), ``done`` (its
+request data cleared: only the fingerprint stays, as "seen") or ``failed`` (with ``error``).
+The functions take the connection and run inside the caller's transaction unless they say so.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
+STATES = (QUEUED, LEASED, DONE, FAILED)
+OPEN, FINISHED, CLOSED, ABANDONED = "open", "finished", "closed", "abandoned"
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    fingerprint: str
+    url: str
+    priority: int
+    depth: int
+    request: str  # JSON (crawler.frontier.codec)
+
+
+@dataclass(frozen=True)
+class LeasedRow:
+    id: int
+    fingerprint: str
+    request: str | None
+    attempts: int
+
+
+def check_table(conn: sqlite3.Connection) -> None:
+    """``sqlite3.DatabaseError`` when ``frontier`` lacks a column this code reads."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(frontier)")}
+    wanted = {"id", "job_id", "fingerprint", "url", "state", "priority", "depth", "attempts",
+              "owner", "deadline", "request", "error"}  # fmt: skip
+    if missing := sorted(wanted - columns):
+        what = "no frontier table" if not columns else f"missing columns {', '.join(missing)}"
+        raise sqlite3.DatabaseError(f"the frontier table is not ours: {what}")
+
+
+# --- jobs ------------------------------------------------------------------------------------
+def open_job_of(conn: sqlite3.Connection, key: str) -> sqlite3.Row | None:
+    return conn.execute(  # type: ignore[no-any-return]
+        "SELECT * FROM frontier_jobs WHERE job_key = ? AND state = ? ORDER BY id DESC LIMIT 1",
+        (key, OPEN),
+    ).fetchone()
+
+
+def job(conn: sqlite3.Connection, job_id: int) -> sqlite3.Row | None:
+    return conn.execute(  # type: ignore[no-any-return]
+        "SELECT * FROM frontier_jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+
+
+def create_job(conn: sqlite3.Connection, spider: str, key: str, now: str) -> int:
+    cursor = conn.execute(
+        "INSERT INTO frontier_jobs (spider, job_key, state, created_at) VALUES (?, ?, ?, ?)",
+        (spider, key, OPEN, now),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def set_job_state(conn: sqlite3.Connection, job_id: int, state: str, now: str) -> None:
+    conn.execute(
+        "UPDATE frontier_jobs SET state = ?, closed_at = ? WHERE id = ?", (state, now, job_id)
+    )
+
+
+def mark_seeded(conn: sqlite3.Connection, job_id: int, now: str) -> None:
+    conn.execute(
+        "UPDATE frontier_jobs SET seeded_at = ? WHERE id = ? AND seeded_at IS NULL", (now, job_id)
+    )
+
+
+def last_activity(conn: sqlite3.Connection, job_id: int) -> str | None:
+    """When a process last worked on the job (heartbeat, else start), ISO text."""
+    row = conn.execute(
+        "SELECT MAX(COALESCE(w.heartbeat_at, r.started_at)) FROM runs r"
+        " LEFT JOIN run_workers w ON w.run_id = r.id WHERE r.job_id = ?",
+        (job_id,),
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def last_run_of(conn: sqlite3.Connection, job_id: int) -> int | None:
+    row = conn.execute("SELECT MAX(id) FROM runs WHERE job_id = ?", (job_id,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def counts(conn: sqlite3.Connection, job_id: int) -> dict[str, int]:
+    found = dict.fromkeys(STATES, 0)
+    for state, number in conn.execute(
+        "SELECT state, COUNT(*) FROM frontier WHERE job_id = ? GROUP BY state", (job_id,)
+    ):
+        found[str(state)] = int(number)
+    return found
+
+
+# --- requests --------------------------------------------------------------------------------
+def find(conn: sqlite3.Connection, job_id: int, fingerprint: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        "SELECT id, state FROM frontier WHERE job_id = ? AND fingerprint = ?",
+        (job_id, fingerprint),
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def insert(conn: sqlite3.Connection, job_id: int, rows: Iterable[NewRequest]) -> None:
+    """Queue new requests; a fingerprint the job already has is left as it is."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO frontier (job_id, fingerprint, url, state, priority, depth,"
+        " request) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+        [(job_id, r.fingerprint, r.url, r.priority, r.depth, r.request) for r in rows],
+    )
+
+
+def requeue(conn: sqlite3.Connection, job_id: int, rows: Iterable[NewRequest]) -> None:
+    """Queue these requests again (a retry, ``dont_filter``), with their new data. A process
+    that queues a request again finished with its lease: the attempts start over."""
+    conn.executemany(
+        "INSERT INTO frontier (job_id, fingerprint, url, state, priority, depth, request)"
+        " VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (job_id, fingerprint) DO UPDATE SET"
+        " state = 'queued', url = excluded.url, priority = excluded.priority,"
+        " depth = excluded.depth, request = excluded.request, owner = NULL, deadline = NULL,"
+        " error = NULL, attempts = 0",
+        [(job_id, r.fingerprint, r.url, r.priority, r.depth, r.request) for r in rows],
+    )
+
+
+def lease(
+    conn: sqlite3.Connection,
+    job_id: int,
+    *,
+    owner: str,
+    limit: int,
+    deadline: float,
+    max_attempts: int,
+) -> tuple[list[LeasedRow], int]:
+    """Lease up to ``limit`` queued rows, highest priority first, oldest first within one.
+
+    Rows already leased ``max_attempts`` times are marked failed instead (their process kept
+    dying on them); the second value is how many.
+    """
+    failed = conn.execute(
+        "UPDATE frontier SET state = 'failed', request = NULL, error = ?"
+        " WHERE job_id = ? AND state = 'queued' AND attempts >= ?",
+        (f"leased {max_attempts} times without finishing", job_id, max_attempts),
+    ).rowcount
+    rows = conn.execute(
+        "SELECT id, fingerprint, request, attempts FROM frontier"
+        " WHERE job_id = ? AND state = 'queued' ORDER BY priority DESC, id LIMIT ?",
+        (job_id, limit),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE frontier SET state = 'leased', owner = ?, deadline = ?, attempts = attempts + 1"
+        " WHERE id = ?",
+        [(owner, deadline, row[0]) for row in rows],
+    )
+    leased = [LeasedRow(int(r[0]), str(r[1]), r[2], int(r[3]) + 1) for r in rows]
+    return leased, failed
+
+
+def finish(
+    conn: sqlite3.Connection, done: Sequence[int], failed: Sequence[tuple[int, str]]
+) -> None:
+    conn.executemany(
+        "UPDATE frontier SET state = 'done', request = NULL, owner = NULL, deadline = NULL"
+        " WHERE id = ? AND state = 'leased'",
+        [(row_id,) for row_id in done],
+    )
+    conn.executemany(
+        "UPDATE frontier SET state = 'failed', request = NULL, owner = NULL, deadline = NULL,"
+        " error = ? WHERE id = ? AND state = 'leased'",
+        [(error, row_id) for row_id, error in failed],
+    )
+
+
+def give_back(conn: sqlite3.Connection, row_ids: Sequence[int]) -> None:
+    """Leased rows this process never started: queued again, the lease not counted."""
+    conn.executemany(
+        "UPDATE frontier SET state = 'queued', owner = NULL, deadline = NULL,"
+        " attempts = MAX(attempts - 1, 0) WHERE id = ? AND state = 'leased'",
+        [(row_id,) for row_id in row_ids],
+    )
+
+
+def renew(conn: sqlite3.Connection, job_id: int, owner: str, deadline: float) -> None:
+    conn.execute(
+        "UPDATE frontier SET deadline = ? WHERE job_id = ? AND state = 'leased' AND owner = ?",
+        (deadline, job_id, owner),
+    )
+
+
+def reclaim(
+    conn: sqlite3.Connection, job_id: int, *, now: float | None = None, owner_prefix: str = ""
+) -> int:
+    """Queue again the leases that expired before ``now`` (all leases when ``now`` is None),
+    or only those of owners starting with ``owner_prefix``; returns how many."""
+    sql = "UPDATE frontier SET state = 'queued', owner = NULL, deadline = NULL"
+    sql += " WHERE job_id = ? AND state = 'leased'"
+    params: list[Any] = [job_id]
+    if now is not None:
+        sql += " AND deadline < ?"
+        params.append(now)
+    if owner_prefix:
+        sql += " AND substr(owner, 1, ?) = ?"
+        params += [len(owner_prefix), owner_prefix]
+    return int(conn.execute(sql, params).rowcount)
+
+
+def has_work(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:
+    """Rows queued, or leased by another process (which may add more)."""
+    queued = conn.execute(
+        "SELECT 1 FROM frontier WHERE job_id = ? AND state = 'queued' LIMIT 1", (job_id,)
+    ).fetchone()
+    if queued:
+        return True
+    others = conn.execute(
+        "SELECT 1 FROM frontier WHERE job_id = ? AND state = 'leased' AND owner <> ? LIMIT 1",
+        (job_id, owner),
+    ).fetchone()
+    return others is not None
