@@ -230,7 +230,9 @@ def test_a_live_run_on_the_job_refuses_a_second_crawl(conn: sqlite3.Connection) 
     key = job_key("s", {})
     job = choose(conn, key).job_id
     now = datetime.now(UTC).isoformat()
-    conn.execute("INSERT INTO runs (id, spider, started_at, job_id) VALUES (7, 's', ?, ?)", (now, job))
+    conn.execute(
+        "INSERT INTO runs (id, spider, started_at, job_id) VALUES (7, 's', ?, ?)", (now, job)
+    )
     conn.execute(
         "INSERT INTO run_workers (run_id, worker, host, pid, started_at, heartbeat_at)"
         " VALUES (7, 0, ?, ?, ?, ?)",
@@ -291,3 +293,47 @@ def test_a_crawl_fetches_every_page_once_and_finishes_its_job(
             (1, "finished"),
             (2, "finished"),
         ]
+
+
+def test_a_request_queued_again_by_its_process_starts_its_attempts_over(
+    conn: sqlite3.Connection,
+) -> None:
+    """A retry (the process queues the row again) is no sign of a page that kills processes."""
+    job = sql.create_job(conn, "s", "k", "2026-12-01T00:00:00+00:00")
+    with transaction(conn):
+        sql.insert(conn, job, [new(1)])
+    for _ in range(5):  # more retries than FRONTIER_MAX_ATTEMPTS
+        with transaction(conn):
+            rows, failed = sql.lease(conn, job, owner="me", limit=1, deadline=9e9, max_attempts=3)
+            assert (len(rows), failed) == (1, 0)
+            sql.requeue(conn, job, [new(1)])
+    assert sql.counts(conn, job)["queued"] == 1
+
+
+def test_a_bad_frontier_setting_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support import scrapy_here
+
+    for setting, message in (
+        ("FRONTIER=disk", "FRONTIER must be sqlite or memory, not 'disk'"),
+        ("FRONTIER_LEASE_SECONDS=1", "FRONTIER_LEASE_SECONDS must be at least 5"),
+        ("FRONTIER_RESUME_MAX_AGE=soon", "FRONTIER_RESUME_MAX_AGE"),
+    ):
+        done = scrapy_here(capsys, "crawl", "pages", "-a", "url=http://127.0.0.1:9/",
+                           "-s", setting, cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("error: ") and message in line, line
+
+
+def test_plain_spiders_with_other_arguments_are_other_crawls() -> None:
+    from scrapy.settings import Settings
+
+    from crawler.frontier.jobs import ARGUMENTS_SETTING, job_arguments
+
+    plain = Site()
+    one = Settings({ARGUMENTS_SETTING: {"category": "a"}})
+    other = Settings({ARGUMENTS_SETTING: {"category": "b"}})
+    assert job_arguments(plain, one) == {"category": "a"}
+    assert job_key("s", job_arguments(plain, one)) != job_key("s", job_arguments(plain, other))

@@ -26,6 +26,8 @@ from crawler.addon import install_defaults
 from crawler.arguments import join_repeated, refuse_config_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, usage_errors
+from crawler.frontier.jobs import ARGUMENTS_SETTING
+from crawler.frontier.scheduler import FrontierConfig, frontier_wanted
 from crawler.itemtables import TableRules
 from crawler.profiles import PROFILES
 from crawler.rendering.browser import check_browser
@@ -99,14 +101,22 @@ class Command(ScrapyCrawlCommand):
             TableRules.from_settings(self.settings, spidercls)  # ITEM_TABLES, ITEM_KEYS
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
+        try:
+            if frontier_wanted(self.settings):
+                FrontierConfig.from_settings(self.settings)
+        except ValueError as exc:
+            raise ArgumentError(str(exc)) from None
         parse = getattr(spidercls, "parse_arguments", None)
         if parse is None:  # a plain spider: Scrapy sets every -a as an attribute
             refuse_config_arguments(spargs)
-        values = parse(spargs) if parse is not None else {}
+            # what identifies its crawl for the frontier (crawler.frontier.jobs)
+            self.settings.set(ARGUMENTS_SETTING, dict(spargs), priority="command")
+        values = parse(spargs) if parse is not None else dict(spargs)
         settle = getattr(spidercls, "settle_arguments", None)
         if settle is not None:  # e.g. -a depth=2 against -s DEPTH_LIMIT=5
             settle(spargs, values, self.settings)
-        check_browser(self.settings, values.get("render"))  # rendering asked for: a browser?
+        render = values.get("render") if parse is not None else None
+        check_browser(self.settings, render)  # rendering asked for: a browser?
         jobdir = self.settings.get("JOBDIR")
         if jobdir:
             try:

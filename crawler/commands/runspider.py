@@ -20,6 +20,7 @@ from scrapy.utils.spider import iter_spider_classes
 from crawler.addon import install_defaults
 from crawler.arguments import refuse_config_arguments
 from crawler.exitcodes import EXIT_FAILED, usage_errors
+from crawler.frontier.jobs import ARGUMENTS_SETTING
 from crawler.stats import recorded_verdict
 from crawler.workers import WorkersConfig, supervise, worker_arguments, workers_wanted
 
@@ -46,6 +47,8 @@ class Command(ScrapyRunSpiderCommand):
             usage_errors()
         ):  # before the spider file is loaded: Scrapy sets every -a as an attribute
             refuse_config_arguments(opts.spargs)
+            # what identifies its crawl for the frontier (crawler.frontier.jobs)
+            self.settings.set(ARGUMENTS_SETTING, dict(opts.spargs), priority="command")
             if (count := workers_wanted(self.settings)) and len(args) == 1:
                 install_defaults(self.settings)  # what the supervisor reads (FRONTIER…)
                 self.workers = count
@@ -70,7 +73,7 @@ class Command(ScrapyRunSpiderCommand):
             raise UsageError(f"no spider loaded from {args[0]}: {exc}") from None
         parse = getattr(spidercls, "parse_arguments", None)
         with usage_errors():
-            arguments = parse(opts.spargs) if parse is not None else {}
+            arguments = parse(opts.spargs) if parse is not None else dict(opts.spargs)
             config = WorkersConfig.from_settings(
                 self.settings, count=self.workers, spider=spidercls.name,
                 command=self.worker_command,

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Mapping
 
+    from scrapy.settings import BaseSettings
+
+
+# The arguments of a spider without ``parse_arguments`` (Scrapy sets every ``-a`` as an attribute,
+# which cannot be told from the spider's own ones): `scrapy crawl` and `runspider` put them here.
+ARGUMENTS_SETTING = "FRONTIER_JOB_ARGUMENTS"
+
 
 class AlreadyRunning(Exception):
     """A live process works on the job; the message is the one line users see."""
@@ -45,6 +52,15 @@ def job_key(spider: str, arguments: Mapping[str, Any] | None) -> str:
     """The identity of "the same command": the spider's name and its arguments."""
     text = json.dumps([spider, dict(arguments or {})], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def job_arguments(spider: Any, settings: BaseSettings) -> Mapping[str, Any]:
+    """The arguments that, with its name, identify a spider's crawl: the parsed ones of our
+    spiders, the ``-a`` options as given for any other."""
+    parsed = getattr(spider, "arguments", None)
+    if isinstance(parsed, dict) and hasattr(spider, "parse_arguments"):
+        return parsed
+    return settings.getdict(ARGUMENTS_SETTING)
 
 
 def job_counts(conn: sqlite3.Connection, job_id: int) -> dict[str, int]:

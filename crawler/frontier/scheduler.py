@@ -43,7 +43,7 @@ from crawler import defaults
 from crawler import stats as keys
 from crawler.durations import parse_duration
 from crawler.frontier import codec
-from crawler.frontier.jobs import AlreadyRunning, choose_job, job_key
+from crawler.frontier.jobs import AlreadyRunning, choose_job, job_arguments, job_key
 from crawler.storage import STORE_ERROR, open_for_crawl, store_for
 from crawler.storage import frontier as sql
 from crawler.storage.liveness import this_host
@@ -109,10 +109,14 @@ class FrontierConfig:
     def from_settings(cls, settings: BaseSettings) -> FrontierConfig:
         """Raises ``ValueError`` with a one-line message for a bad setting."""
         max_age = settings.get("FRONTIER_RESUME_MAX_AGE", defaults.FRONTIER_RESUME_MAX_AGE)
+        try:
+            max_age_seconds = parse_duration(max_age, allow_zero=True).total_seconds()
+        except ValueError as exc:
+            raise ValueError(f"FRONTIER_RESUME_MAX_AGE: {exc}") from None
         run_id = settings.get("WORKER_RUN_ID")
         return cls(
             fresh=settings.getbool("FRONTIER_FRESH", defaults.FRONTIER_FRESH),
-            max_age_seconds=parse_duration(max_age, allow_zero=True).total_seconds(),
+            max_age_seconds=max_age_seconds,
             resume_reasons=frozenset(
                 settings.getlist("FRONTIER_RESUME_REASONS", defaults.FRONTIER_RESUME_REASONS)
             ),
@@ -198,7 +202,7 @@ class FrontierScheduler(BaseScheduler):
         choice = choose_job(
             conn,
             spider=spider.name,
-            key=job_key(spider.name, getattr(spider, "arguments", None)),
+            key=job_key(spider.name, job_arguments(spider, self.crawler.settings)),
             fresh=self.config.fresh,
             max_age_seconds=self.config.max_age_seconds,
             now=datetime.now(UTC),
