@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from scrapy import signals
@@ -43,11 +41,17 @@ from crawler import defaults
 from crawler import stats as keys
 from crawler.durations import parse_duration
 from crawler.frontier import codec
-from crawler.frontier.jobs import AlreadyRunning, choose_job, job_arguments, job_key
-from crawler.storage import STORE_ERROR, open_for_crawl, store_for
-from crawler.storage import frontier as sql
-from crawler.storage.liveness import this_host
-from crawler.storage.schema import transaction
+from crawler.frontier.backend import (
+    LEASED,
+    QUEUED,
+    BackendError,
+    BackendUnusable,
+    Batch,
+    NewRequest,
+)
+from crawler.frontier.jobs import AlreadyRunning
+from crawler.frontier.sqlitebackend import SQLiteBackend
+from crawler.storage import STORE_ERROR, store_for
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
 
-    from crawler.storage import Store
+    from crawler.frontier.backend import Backend, RowId
 
 logger = logging.getLogger(__name__)
 
@@ -135,27 +139,26 @@ class FrontierConfig:
 
 
 class FrontierScheduler(BaseScheduler):
-    """The frontier of one crawl process (module docstring)."""
+    """The frontier of one crawl process (module docstring), on a ``Backend``."""
 
-    def __init__(self, crawler: Crawler, store: Store, config: FrontierConfig) -> None:
+    def __init__(self, crawler: Crawler, backend: Backend, config: FrontierConfig) -> None:
         self.crawler = crawler
-        self.store = store
+        self.backend = backend
         self.config = config
         self.stats = crawler.stats
         self.fingerprinter = crawler.request_fingerprinter
         self.spider: Spider | None = None
-        self.job_id: int | None = None
+        self.opened = False
         self.resumed = False
-        self.seeded = False  # the job's start() has been read to its end and written
         self.start_read = False  # this process read start() to its end
         self.owner = f"{config.run_id or 0}:{config.worker}:{os.getpid()}"
-        self._ready: deque[tuple[int, Request]] = deque()  # leased, not handed out yet
-        self._held: dict[Request, int] = {}  # handed to the engine: row id
+        self._ready: deque[tuple[RowId, Request]] = deque()  # leased, not handed out yet
+        self._held: dict[Request, RowId] = {}  # handed to the engine: row id
         self._held_by_fp: dict[str, Request] = {}
         self._failed: dict[Request, str] = {}  # held requests whose callback raised
-        self._new: dict[str, sql.NewRequest] = {}  # to insert
-        self._again: dict[str, sql.NewRequest] = {}  # to queue again (dont_filter, retries)
-        self._bad: list[tuple[int, str]] = []  # rows that cannot be read back
+        self._new: dict[str, NewRequest] = {}  # to insert
+        self._again: dict[str, NewRequest] = {}  # to queue again (dont_filter, retries)
+        self._bad: list[tuple[RowId, str]] = []  # rows that cannot be read back
         self._memory: deque[Request] = deque()  # requests JSON cannot hold: crawled from memory
         self._warned: set[str] = set()
         self._idle_until = 0.0
@@ -171,52 +174,34 @@ class FrontierScheduler(BaseScheduler):
         settings = crawler.settings
         if not frontier_wanted(settings):
             return cast("FrontierScheduler", Scheduler.from_crawler(crawler))
-        scheduler = cls(crawler, store_for(crawler), FrontierConfig.from_settings(settings))
+        config = FrontierConfig.from_settings(settings)
+        backend = SQLiteBackend(crawler, store_for(crawler), config)
+        scheduler = cls(crawler, backend, config)
         crawler.signals.connect(scheduler.spider_error, signal=signals.spider_error)
         return scheduler
+
+    @property
+    def seeded(self) -> bool:
+        return self.backend.seeded
 
     # --- open and close ---------------------------------------------------------------------
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        self.store.hold()
-        open_for_crawl(self.store)  # CloseSpider(store_error) when it cannot open
-        conn = self.store.conn
         try:
-            sql.check_table(conn)
-            if self.config.run_id is not None:
-                self._join_run(conn)
-            else:
-                self._choose_job(conn, spider)
+            choice = self.backend.open(spider)  # CloseSpider(store_error): the store is gone
         except AlreadyRunning as exc:
             logger.error(str(exc))
             raise CloseSpider(ALREADY_RUNNING) from None
-        except (sqlite3.Error, ValueError) as exc:
-            logger.error(f"Frontier in {self.store.path} cannot be used: {exc}")
+        except BackendUnusable as exc:
+            logger.error(f"Frontier cannot be used: {exc}")
             raise CloseSpider(FRONTIER_ERROR) from None
-        assert self.job_id is not None
-        self.stats.set_value(keys.FRONTIER_JOB_ID, self.job_id)
-        self.loop = task.LoopingCall(self.tick)
-        self.loop.start(self.config.flush_seconds, now=False).addErrback(self._loop_failed)
-
-    def _choose_job(self, conn: sqlite3.Connection, spider: Spider) -> None:
-        choice = choose_job(
-            conn,
-            spider=spider.name,
-            key=job_key(spider.name, job_arguments(spider, self.crawler.settings)),
-            fresh=self.config.fresh,
-            max_age_seconds=self.config.max_age_seconds,
-            now=datetime.now(UTC),
-            stale_seconds=self.config.stale_seconds,
-            host=this_host(),
-        )
-        self.job_id, self.resumed = choice.job_id, choice.resumed
-        row = sql.job(conn, choice.job_id)
-        self.seeded = bool(row and row["seeded_at"])
+        self.opened, self.resumed = True, choice.resumed
+        self.stats.set_value(keys.FRONTIER_JOB_ID, choice.job_id)
         if choice.note:
             logger.info(
                 f"Frontier: starting afresh, the unfinished crawl is not resumed: {choice.note}"
             )
-        if choice.resumed:
+        if choice.resumed and self.config.run_id is None:
             self.stats.set_value("frontier/resumed", 1)
             logger.info(
                 f"Frontier: resuming the crawl of run {choice.previous_run} (job {choice.job_id}):"
@@ -224,19 +209,8 @@ class FrontierScheduler(BaseScheduler):
                 + (f", {choice.failed} failed" if choice.failed else "")
                 + ("" if self.seeded else "; start() is read again, seen requests skipped")
             )
-
-    def _join_run(self, conn: sqlite3.Connection) -> None:
-        """A worker of a run started by ``WORKERS``: the parent chose the job."""
-        row = conn.execute("SELECT job_id FROM runs WHERE id = ?", (self.config.run_id,)).fetchone()
-        if row is None or row[0] is None:
-            raise ValueError(f"run {self.config.run_id} has no frontier job (WORKER_RUN_ID)")
-        self.job_id, self.resumed = int(row[0]), True
-        with transaction(conn):  # the leases of this worker's previous process, if it died
-            sql.reclaim(
-                conn, self.job_id, owner_prefix=f"{self.config.run_id}:{self.config.worker}:"
-            )
-        job = sql.job(conn, self.job_id)
-        self.seeded = bool(job and job["seeded_at"])
+        self.loop = task.LoopingCall(self.tick)
+        self.loop.start(self.config.flush_seconds, now=False).addErrback(self._loop_failed)
 
     @property
     def skip_start(self) -> bool:
@@ -250,52 +224,57 @@ class FrontierScheduler(BaseScheduler):
     def close(self, reason: str) -> None:
         if self.loop is not None and self.loop.running:
             self.loop.stop()
+        found: dict[str, int] = {}
         try:
-            if self.job_id is not None and self.store.is_open:
-                self._close_job(reason)
+            if self.opened:
+                found = self._close_job(reason)
         finally:
-            self.store.release()
+            found = self.backend.close(reason, **self._ending(reason)) or found
+        for state, number in found.items():
+            self.stats.set_value(f"frontier/{state}", number)
 
-    def _close_job(self, reason: str) -> None:
-        assert self.job_id is not None
+    def _close_job(self, reason: str) -> dict[str, int]:
         self.write(finished=True)
         if self._memory:
             logger.warning(
                 f"Frontier: {len(self._memory)} requests JSON cannot hold were not fetched"
             )
         try:
-            conn = self.store.conn
-            with transaction(conn):
-                sql.give_back(conn, [row_id for row_id, _ in self._ready])
-                sql.reclaim(conn, self.job_id, owner_prefix=self.owner)
-                now = datetime.now(UTC).isoformat()
-                if reason == "finished" and not sql.has_work(conn, self.job_id, self.owner):
-                    sql.set_job_state(conn, self.job_id, sql.FINISHED, now)
-                elif reason not in self.config.resume_reasons and self.config.run_id is None:
-                    sql.set_job_state(conn, self.job_id, sql.CLOSED, now)
-            found = sql.counts(conn, self.job_id)
-        except sqlite3.Error as exc:
+            self.backend.release(self.owner, [row_id for row_id, _ in self._ready])
+        except BackendError as exc:
             logger.error(f"Frontier: could not be closed cleanly: {exc}")
-            return
         self._ready.clear()
-        for state, number in found.items():
-            self.stats.set_value(f"frontier/{state}", number)
+        return {}
+
+    def _ending(self, reason: str) -> dict[str, bool]:
+        """How the job ends with this process: finished, kept for a rerun, or closed."""
+        if not self.opened:
+            return {"finished": False, "resumable": True}
+        try:
+            left = self.backend.has_work(self.owner)
+        except BackendError:
+            left = True
+        return {
+            "finished": reason == "finished" and not left,
+            # a worker never closes the job: the others may still work on it
+            "resumable": reason in self.config.resume_reasons or self.config.run_id is not None,
+        }
 
     # --- the scheduler interface ----------------------------------------------------------
     def has_pending_requests(self) -> bool:
         if self._ready or self._memory or self._new or self._again:
             return True
-        if self.job_id is None or not self.store.is_open or self._stopping:
+        if not self.opened or self._stopping:
             return False
         now = time.monotonic()
         checked, found = self._work_checked
         if now - checked < 0.25:
             return found
         try:
-            found = sql.has_work(self.store.conn, self.job_id, self.owner)
+            found = self.backend.has_work(self.owner)
             if not found and self.config.worker > 0 and not self.seeded:
                 found = not self._job_seeded()
-        except sqlite3.Error as exc:
+        except BackendError as exc:
             self._write_failed(exc)
             found = True
         self._work_checked = (now, found)
@@ -305,7 +284,7 @@ class FrontierScheduler(BaseScheduler):
         return len(self._ready) + len(self._memory) + len(self._new) + len(self._again)
 
     def enqueue_request(self, request: Request) -> bool:
-        if self.job_id is None:
+        if not self.opened:
             return False
         fingerprint = self.fingerprinter.fingerprint(request).hex()
         held = self._held_by_fp.get(fingerprint)
@@ -321,15 +300,14 @@ class FrontierScheduler(BaseScheduler):
                 return self._duplicate(request)
             return self._queue(request, fingerprint, again=fingerprint in self._again)
         try:
-            found = sql.find(self.store.conn, self.job_id, fingerprint)
-        except sqlite3.Error as exc:
+            state = self.backend.find(fingerprint)
+        except BackendError as exc:
             self._write_failed(exc)
-            found = None
-        if found is None:
+            state = None
+        if state is None:
             return self._queue(request, fingerprint, again=False)
-        _, state = found
         seed_again = self.resumed and request.meta.get("is_start_request")
-        if not request.dont_filter or seed_again or state in (sql.QUEUED, sql.LEASED):
+        if not request.dont_filter or seed_again or state in (QUEUED, LEASED):
             return self._duplicate(request)
         return self._queue(request, fingerprint, again=True)
 
@@ -365,7 +343,7 @@ class FrontierScheduler(BaseScheduler):
             )
             self.stats.inc_value("frontier/meta_dropped")
         depth = request.meta.get("depth", 0)
-        row = sql.NewRequest(
+        row = NewRequest(
             fingerprint,
             request.url,
             int(request.priority),
@@ -395,24 +373,20 @@ class FrontierScheduler(BaseScheduler):
 
     # --- leasing ------------------------------------------------------------------------------
     def _lease(self) -> None:
-        if self.job_id is None or not self.store.is_open or self._stopping:
+        if not self.opened or self._stopping:
             return
         now = time.monotonic()
         if now < self._idle_until:
             return
         self.write(finished=False)  # new requests first: they may come before the queued ones
-        conn = self.store.conn
         try:
-            with transaction(conn):
-                rows, failed = sql.lease(
-                    conn,
-                    self.job_id,
-                    owner=self.owner,
-                    limit=self.config.lease_batch,
-                    deadline=time.time() + self.config.lease_seconds,
-                    max_attempts=self.config.max_attempts,
-                )
-        except sqlite3.Error as exc:
+            rows, failed = self.backend.lease(
+                self.owner,
+                self.config.lease_batch,
+                time.time() + self.config.lease_seconds,
+                self.config.max_attempts,
+            )
+        except BackendError as exc:
             self._write_failed(exc)
             self._idle_until = now + IDLE_MAX
             return
@@ -431,7 +405,8 @@ class FrontierScheduler(BaseScheduler):
             try:
                 request = codec.decode(row.request or "", self.spider)
             except codec.BadRow as exc:
-                logger.warning(f"Frontier: row {row.id} of job {self.job_id} skipped: {exc}")
+                job = self.backend.job_id
+                logger.warning(f"Frontier: row {row.id} of job {job} skipped: {exc}")
                 self.stats.inc_value("frontier/bad_rows")
                 self._bad.append((row.id, f"unreadable: {exc}"))
                 continue
@@ -449,46 +424,41 @@ class FrontierScheduler(BaseScheduler):
 
     def write(self, *, finished: bool) -> bool:
         """Write new requests, and with ``finished`` mark the finished ones done (module
-        docstring: after the store's pending items). False when the write failed."""
-        if self.job_id is None or not self.store.is_open:
+        docstring: after the items they produced). False when the write failed."""
+        if not self.opened:
             return False
         done_requests = self._finished() if finished else []
-        pending = self.store.pending_items or self.store.pending_rejects
-        if done_requests and pending and not self.store.flush():
+        if done_requests and not self.backend.flush_items():
             done_requests = []  # marked done only once their items are committed
-        mark_seeded = self.start_read and not self.seeded and self.config.worker == 0
-        if not (done_requests or self._new or self._again or self._bad or mark_seeded):
-            return True
-        done: list[int] = []
-        failed: list[tuple[int, str]] = list(self._bad)
+        batch = Batch(
+            new=list(self._new.values()),
+            again=list(self._again.values()),
+            failed=list(self._bad),
+            seeded=self.start_read and not self.seeded and self.config.worker == 0,
+        )
         for request in done_requests:
             row_id = self._held[request]
             if request in self._failed:
-                failed.append((row_id, self._failed[request]))
+                batch.failed.append((row_id, self._failed[request]))
             else:
-                done.append(row_id)
-        conn = self.store.conn
+                batch.done.append(row_id)
+        if not batch:
+            return True
         try:
-            with transaction(conn):
-                sql.insert(conn, self.job_id, self._new.values())
-                sql.requeue(conn, self.job_id, self._again.values())
-                sql.finish(conn, done, failed)
-                if mark_seeded:
-                    sql.mark_seeded(conn, self.job_id, datetime.now(UTC).isoformat())
-        except sqlite3.Error as exc:
+            self.backend.commit(batch)
+        except BackendError as exc:
             self._write_failed(exc)
             return False
         self._failed_writes = 0
         self._new.clear()
         self._again.clear()
         self._bad.clear()
-        self.seeded = self.seeded or mark_seeded
         for request in done_requests:
             self._forget(request)
-        if done:
-            self.stats.inc_value("frontier/done", len(done))
-        if failed:
-            self.stats.inc_value("frontier/failed", len(failed))
+        if batch.done:
+            self.stats.inc_value("frontier/done", len(batch.done))
+        if batch.failed:
+            self.stats.inc_value("frontier/failed", len(batch.failed))
         return True
 
     def _forget(self, request: Request) -> None:
@@ -500,7 +470,7 @@ class FrontierScheduler(BaseScheduler):
 
     def tick(self) -> None:
         """The timer: write, renew this process's leases, take over expired ones."""
-        if self.job_id is None or not self.store.is_open:
+        if not self.opened:
             return
         self.write(finished=True)
         if not self._ready:
@@ -509,12 +479,10 @@ class FrontierScheduler(BaseScheduler):
         if now - self._renewed < self.config.lease_seconds / 3:
             return
         self._renewed = now
-        conn = self.store.conn
         try:
-            with transaction(conn):
-                sql.renew(conn, self.job_id, self.owner, time.time() + self.config.lease_seconds)
-                taken = sql.reclaim(conn, self.job_id, now=time.time())
-        except sqlite3.Error as exc:
+            self.backend.renew(self.owner, time.time() + self.config.lease_seconds)
+            taken = self.backend.reclaim_expired(time.time())
+        except BackendError as exc:
             self._write_failed(exc)
             return
         if taken:
@@ -530,12 +498,10 @@ class FrontierScheduler(BaseScheduler):
             nextcall.schedule()
 
     def _job_seeded(self) -> bool:
-        assert self.job_id is not None
-        row = sql.job(self.store.conn, self.job_id)
-        self.seeded = bool(row and row["seeded_at"])
-        if self.seeded:
+        seeded = self.backend.job_seeded()
+        if seeded:
             self._wake()
-        return self.seeded
+        return seeded
 
     def spider_error(self, failure: Failure, response: Any) -> None:
         """A callback raised: its request is marked failed, not done."""
@@ -545,15 +511,14 @@ class FrontierScheduler(BaseScheduler):
         if request not in self._held:
             request = self._held_by_fp.get(self.fingerprinter.fingerprint(request).hex())
         if request is not None:
-            self._failed[request] = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"[
-                :500
-            ]
+            message = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+            self._failed[request] = message[:500]
 
     def _write_failed(self, exc: BaseException) -> None:
         self._failed_writes += 1
         self.stats.inc_value("frontier/write_errors")
         if self._failed_writes == 1:
-            logger.error(f"Frontier: cannot write to {self.store.path}: {exc}")
+            logger.error(f"Frontier: cannot write: {exc}")
         if self._failed_writes >= MAX_FAILED_WRITES and not self._stopping:
             self._stopping = True
             logger.error(

@@ -10,32 +10,20 @@ The functions take the connection and run inside the caller's transaction unless
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from crawler.frontier.backend import DONE as DONE
+from crawler.frontier.backend import FAILED as FAILED
+from crawler.frontier.backend import LEASED as LEASED
+from crawler.frontier.backend import QUEUED as QUEUED
+from crawler.frontier.backend import LeasedRow as LeasedRow
+from crawler.frontier.backend import NewRequest as NewRequest
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
 STATES = (QUEUED, LEASED, DONE, FAILED)
 OPEN, FINISHED, CLOSED, ABANDONED = "open", "finished", "closed", "abandoned"
-
-
-@dataclass(frozen=True)
-class NewRequest:
-    fingerprint: str
-    url: str
-    priority: int
-    depth: int
-    request: str  # JSON (crawler.frontier.codec)
-
-
-@dataclass(frozen=True)
-class LeasedRow:
-    id: int
-    fingerprint: str
-    request: str | None
-    attempts: int
 
 
 def check_table(conn: sqlite3.Connection) -> None:
@@ -172,7 +160,7 @@ def lease(
 
 
 def finish(
-    conn: sqlite3.Connection, done: Sequence[int], failed: Sequence[tuple[int, str]]
+    conn: sqlite3.Connection, done: Sequence[Any], failed: Sequence[tuple[Any, str]]
 ) -> None:
     conn.executemany(
         "UPDATE frontier SET state = 'done', request = NULL, owner = NULL, deadline = NULL"
@@ -186,7 +174,7 @@ def finish(
     )
 
 
-def give_back(conn: sqlite3.Connection, row_ids: Sequence[int]) -> None:
+def give_back(conn: sqlite3.Connection, row_ids: Sequence[Any]) -> None:
     """Leased rows this process never started: queued again, the lease not counted."""
     conn.executemany(
         "UPDATE frontier SET state = 'queued', owner = NULL, deadline = NULL,"

@@ -1,0 +1,117 @@
+"""What ``FrontierScheduler`` needs from the place its rows live: the interface of a backend.
+
+The scheduler (``crawler.frontier.scheduler``) does what does not depend on the storage: the
+fingerprints, JSON, which requests the engine has finished, retries, the timers. A backend
+keeps the rows of one job: ``crawler.frontier.sqlitebackend`` in the SQLite store (the
+default), a Redis backend for crawls on many machines. Row ids are the backend's own (an int in
+SQLite, a string in Redis); rows are unique per fingerprint within the job.
+
+A backend raises ``BackendError`` when a read or write fails (the scheduler counts the failure
+and tries again later, and stops the crawl after several in a row), ``AlreadyRunning`` (from
+``crawler.frontier.jobs``) when a live process already works on the job it would resume, and
+``BackendUnusable`` when its data cannot be used at all (a foreign table, a corrupt key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+
+    from crawler.frontier.jobs import JobChoice
+
+RowId = int | str
+QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
+
+
+class BackendError(Exception):
+    """A read or write of the frontier failed; the message says why."""
+
+
+class BackendUnusable(Exception):
+    """The frontier's data cannot be used (not ours, corrupt); the message is one line."""
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    fingerprint: str
+    url: str
+    priority: int
+    depth: int
+    request: str  # JSON (crawler.frontier.codec)
+
+
+@dataclass(frozen=True)
+class LeasedRow:
+    id: RowId
+    fingerprint: str
+    request: str | None
+    attempts: int
+
+
+@dataclass
+class Batch:
+    """What one flush writes, as one atomic unit: new requests (a fingerprint the job has is
+    ignored), requests queued again (their row's data replaced, its attempts started over), rows
+    finished (done, or failed with a reason) and whether the job's start() is now seeded."""
+
+    new: list[NewRequest] = field(default_factory=list)
+    again: list[NewRequest] = field(default_factory=list)
+    done: list[RowId] = field(default_factory=list)
+    failed: list[tuple[RowId, str]] = field(default_factory=list)
+    seeded: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.again or self.done or self.failed or self.seeded)
+
+
+class Backend(Protocol):
+    @property
+    def job_id(self) -> RowId | None:
+        """The job, once ``open`` chose it."""
+
+    @property
+    def seeded(self) -> bool:
+        """The job's start() has been read to its end and written."""
+
+    def open(self, spider: Spider) -> JobChoice:
+        """Choose the job (resume or new) or, for a worker of a run, join its job."""
+
+    def find(self, fingerprint: str) -> str | None:
+        """The state of the job's row with this fingerprint; None when the job never saw it."""
+
+    def lease(
+        self, owner: str, limit: int, deadline: float, max_attempts: int
+    ) -> tuple[list[LeasedRow], int]:
+        """Lease up to ``limit`` queued rows (priority, then age) until ``deadline`` (unix
+        seconds), counting an attempt each; rows already leased ``max_attempts`` times are failed
+        instead. Returns the rows and how many were failed."""
+
+    def commit(self, batch: Batch) -> None:
+        """Write ``batch`` atomically (see ``Batch``); only rows leased are finished."""
+
+    def renew(self, owner: str, deadline: float) -> None:
+        """Move the deadline of every lease ``owner`` holds."""
+
+    def reclaim_expired(self, now: float) -> int:
+        """Queue again the leases whose deadline passed; how many."""
+
+    def release(self, owner: str, unstarted: list[RowId]) -> None:
+        """At close: ``unstarted`` rows go back without counting an attempt, and every other
+        lease ``owner`` still holds goes back to the queue."""
+
+    def has_work(self, owner: str) -> bool:
+        """Whether the job has queued rows, or rows leased by another process."""
+
+    def job_seeded(self) -> bool:
+        """Read again whether the job is seeded (another worker may have finished seeding)."""
+
+    def flush_items(self) -> bool:
+        """Make the items produced so far durable, before requests are marked done; False when
+        that failed (the requests stay leased)."""
+
+    def close(self, reason: str, *, finished: bool, resumable: bool) -> dict[str, int]:
+        """End this process's part: mark the job finished (``finished``: nothing is left), keep it
+        open for a rerun (``resumable``) or close it; the rows by state."""
