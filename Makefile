@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 .PHONY: crawl test lint format bench bench-export install system-deps clean
 
 # Debian packages the tests use for real: Chromium (JavaScript rendering).
-SYSTEM_DEPS := chromium:chromium
+SYSTEM_DEPS := chromium:chromium redis-server:redis-server
 
 # What a crawl needs: the project and its runtime dependencies (no test tools, no pyarrow).
 $(STAMP): pyproject.toml
