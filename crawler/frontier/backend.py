@@ -105,6 +105,9 @@ class Backend(Protocol):
     def has_work(self, owner: str) -> bool:
         """Whether the job has queued rows, or rows leased by another process."""
 
+    def queued(self, cap: int) -> int:
+        """How many rows are queued, counting no further than ``cap`` (a cheap estimate)."""
+
     def job_seeded(self) -> bool:
         """Read again whether the job is seeded (another worker may have finished seeding)."""
 

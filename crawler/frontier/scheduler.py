@@ -68,6 +68,7 @@ FRONTIER_ERROR = "frontier_error"  # finish reason: the frontier table cannot be
 MODES = ("sqlite", "memory")
 WRITE_BATCH = 1000  # new requests buffered before they are written without waiting for the timer
 MAX_FAILED_WRITES = 5  # failed frontier writes in a row before the crawl stops
+QUEUED_CAP = 10_000  # queued rows counted at most, each tick
 IDLE_MAX = 1.0  # seconds: the longest wait between two lease attempts on an empty frontier
 
 
@@ -164,6 +165,7 @@ class FrontierScheduler(BaseScheduler):
         self._idle_until = 0.0
         self._idle_wait = 0.05
         self._work_checked = (0.0, False)
+        self._queued = 0  # rows queued in the backend, as last counted (capped)
         self._renewed = time.monotonic()
         self._failed_writes = 0
         self._stopping = False
@@ -281,7 +283,10 @@ class FrontierScheduler(BaseScheduler):
         return found
 
     def __len__(self) -> int:
-        return len(self._ready) + len(self._memory) + len(self._new) + len(self._again)
+        """Requests waiting: here, and queued in the backend as last counted (up to
+        ``QUEUED_CAP``); the lazy start reads ``start()`` only while this is low."""
+        local = len(self._ready) + len(self._memory) + len(self._new) + len(self._again)
+        return local + self._queued
 
     def enqueue_request(self, request: Request) -> bool:
         if not self.opened:
@@ -396,6 +401,9 @@ class FrontierScheduler(BaseScheduler):
                 " without finishing (their process kept dying): marked failed"
             )
             self.stats.inc_value("frontier/failed_attempts", failed)
+        self._queued = max(0, self._queued - len(rows))
+        if len(rows) < self.config.lease_batch:
+            self._queued = 0  # the queue is empty now
         if not rows:
             self._idle_until = now + self._idle_wait
             self._idle_wait = min(IDLE_MAX, self._idle_wait * 2)
@@ -450,6 +458,7 @@ class FrontierScheduler(BaseScheduler):
             self._write_failed(exc)
             return False
         self._failed_writes = 0
+        self._queued += len(batch.new) + len(batch.again)
         self._new.clear()
         self._again.clear()
         self._bad.clear()
@@ -473,6 +482,10 @@ class FrontierScheduler(BaseScheduler):
         if not self.opened:
             return
         self.write(finished=True)
+        try:
+            self._queued = self.backend.queued(QUEUED_CAP)
+        except BackendError as exc:
+            self._write_failed(exc)
         if not self._ready:
             self._wake()  # other workers may have queued requests: try to lease some
         now = time.monotonic()

@@ -165,6 +165,11 @@ class SQLiteBackend:
         with self._errors() as conn:
             return sql.has_work(conn, self.job_id, owner)
 
+    def queued(self, cap: int) -> int:
+        assert self.job_id is not None
+        with self._errors() as conn:
+            return sql.queued(conn, self.job_id, cap)
+
     def job_seeded(self) -> bool:
         assert self.job_id is not None
         with self._errors() as conn:

@@ -219,3 +219,13 @@ def has_work(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:
         (job_id, owner),
     ).fetchone()
     return others is not None
+
+
+def queued(conn: sqlite3.Connection, job_id: int, cap: int) -> int:
+    """Queued rows of the job, counted up to ``cap`` (the count stays cheap on a huge queue)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM frontier WHERE job_id = ? AND state = 'queued'"
+        " LIMIT ?)",
+        (job_id, cap),
+    ).fetchone()
+    return int(row[0])
