@@ -137,26 +137,28 @@ def lease(
 ) -> tuple[list[LeasedRow], int]:
     """Lease up to ``limit`` queued rows, highest priority first, oldest first within one.
 
-    Rows already leased ``max_attempts`` times are marked failed instead (their process kept
-    dying on them); the second value is how many.
+    Of the rows at the head of the queue, those already leased ``max_attempts`` times are
+    marked failed instead (their process kept dying); the second value is how many. The cost
+    does not grow with the queue: only the head is read.
     """
-    failed = conn.execute(
-        "UPDATE frontier SET state = 'failed', request = NULL, error = ?"
-        " WHERE job_id = ? AND state = 'queued' AND attempts >= ?",
-        (f"leased {max_attempts} times without finishing", job_id, max_attempts),
-    ).rowcount
     rows = conn.execute(
         "SELECT id, fingerprint, request, attempts FROM frontier"
         " WHERE job_id = ? AND state = 'queued' ORDER BY priority DESC, id LIMIT ?",
         (job_id, limit),
     ).fetchall()
+    spent = [(row[0],) for row in rows if int(row[3]) >= max_attempts]
+    conn.executemany(
+        "UPDATE frontier SET state = 'failed', request = NULL, error = ? WHERE id = ?",
+        [(f"leased {max_attempts} times without finishing", row_id) for (row_id,) in spent],
+    )
+    fresh = [row for row in rows if int(row[3]) < max_attempts]
     conn.executemany(
         "UPDATE frontier SET state = 'leased', owner = ?, deadline = ?, attempts = attempts + 1"
         " WHERE id = ?",
-        [(owner, deadline, row[0]) for row in rows],
+        [(owner, deadline, row[0]) for row in fresh],
     )
-    leased = [LeasedRow(int(r[0]), str(r[1]), r[2], int(r[3]) + 1) for r in rows]
-    return leased, failed
+    leased = [LeasedRow(int(r[0]), str(r[1]), r[2], int(r[3]) + 1) for r in fresh]
+    return leased, len(spent)
 
 
 def finish(
