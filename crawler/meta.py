@@ -30,3 +30,11 @@ PROBE = "circuit_probe"  # the one request sent to a half-open circuit (CircuitB
 def is_own_request(request: Request) -> bool:
     """Did a component make ``request`` for itself (a robots.txt download), not the spider?"""
     return bool(request.meta.get(OWN_REQUEST))
+
+
+def is_seed_request(request: Request) -> bool:
+    """A request for a URL the user named: marked ``SEED``, or a start request of the spider
+    (``start_urls``, ``start()``); a redirect from it carries its meta but is not."""
+    meta = request.meta
+    named = meta.get(SEED) is True or meta.get(START_REQUEST) is True
+    return named and "redirect_urls" not in meta

@@ -23,6 +23,7 @@ FETCH_ERRORS = "crawl/fetch_errors"
 REJECTED = "validate/rejected"  # items the validate pipeline refused (also in the rejects table)
 DUPLICATES = "dedupe/dropped"  # items dropped as a repeat of a natural key in this run
 RUN_ID = "run/id"  # id of this run in the store's runs table
+FRONTIER_RESUMED = "frontier/resumed"  # 1: this run resumed an unfinished crawl
 FRONTIER_JOB_ID = "frontier/job_id"  # the frontier job this crawl works on (set by the scheduler)
 RESPONSES = "health/responses"  # final responses to the spider's requests (robots.txt excluded)
 ERROR_RESPONSES = "health/error_responses"  # of those, HTTP >= 400

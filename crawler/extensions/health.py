@@ -113,6 +113,8 @@ class HealthMonitor:
             return None  # a worker's share of the items: the workers' parent compares the sum
         stats = self.crawler.stats
         assert stats is not None
+        if stats.get_value(keys.FRONTIER_RESUMED):
+            return None  # it finishes another run's crawl: its own items are only the rest
         try:
             arguments = getattr(spider, "arguments", {})
             run_id = stats.get_value(keys.RUN_ID)

@@ -55,16 +55,18 @@ class LeasedRow:
 class Batch:
     """What one flush writes, as one atomic unit: new requests (a fingerprint the job has is
     ignored), requests queued again (their row's data replaced, its attempts started over), rows
-    finished (done, or failed with a reason) and whether the job's start() is now seeded."""
+    finished (done, or failed with a reason), whether the job's start() is now seeded, and the
+    (host, port) origins its seed requests named (the private targets a resumed crawl may reach)."""
 
     new: list[NewRequest] = field(default_factory=list)
     again: list[NewRequest] = field(default_factory=list)
     done: list[RowId] = field(default_factory=list)
     failed: list[tuple[RowId, str]] = field(default_factory=list)
     seeded: bool = False
+    seeds: list[tuple[str, int]] = field(default_factory=list)  # origins seeds named
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.again or self.done or self.failed or self.seeded)
+        return bool(self.new or self.again or self.done or self.failed or self.seeded or self.seeds)
 
 
 class Backend(Protocol):
@@ -104,6 +106,9 @@ class Backend(Protocol):
 
     def has_work(self, owner: str) -> bool:
         """Whether the job has queued rows, or rows leased by another process."""
+
+    def seeds(self) -> list[tuple[str, int]]:
+        """The (host, port) origins the job's seed requests named so far."""
 
     def queued(self, cap: int) -> int:
         """How many rows are queued, counting no further than ``cap`` (a cheap estimate)."""

@@ -140,6 +140,8 @@ class SQLiteBackend:
             sql.insert(conn, self.job_id, batch.new)
             sql.requeue(conn, self.job_id, batch.again)
             sql.finish(conn, batch.done, batch.failed)
+            if batch.seeds:
+                sql.add_seeds(conn, self.job_id, batch.seeds)
             if batch.seeded:
                 sql.mark_seeded(conn, self.job_id, datetime.now(UTC).isoformat())
         self.seeded = self.seeded or batch.seeded
@@ -164,6 +166,11 @@ class SQLiteBackend:
         assert self.job_id is not None
         with self._errors() as conn:
             return sql.has_work(conn, self.job_id, owner)
+
+    def seeds(self) -> list[tuple[str, int]]:
+        assert self.job_id is not None
+        with self._errors() as conn:
+            return sql.seeds(conn, self.job_id)
 
     def queued(self, cap: int) -> int:
         assert self.job_id is not None

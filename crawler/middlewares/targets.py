@@ -37,7 +37,7 @@ from scrapy import signals
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.reactor import is_reactor_installed
 
-from crawler.meta import SEED, START_REQUEST
+from crawler.meta import is_seed_request
 from crawler.safety.named import LIVE, NamedTargets
 from crawler.safety.resolver import SafeResolver, resolve
 from crawler.safety.targets import (
@@ -117,9 +117,9 @@ class PrivateTargetMiddleware:
             port = url.port or DEFAULT_PORTS[url.scheme]
         except ValueError:
             return  # an invalid port: the download fails on its own
-        if _is_seed(request):  # seeds from URL files are named as they are requested
-            self._name(request.url)
-        if proxy_host := _hostname(request.meta.get("proxy") or ""):
+        if is_seed_request(request) and disguise(host) is None:  # seeds from URL files are named
+            self.targets.name(host, port)  # as they are requested (the URL parsed once)
+        if (proxy := request.meta.get("proxy")) and (proxy_host := _hostname(proxy)):
             self.targets.name_host(proxy_host)
         reason = await self._non_public(host, port)
         if reason is not None:
@@ -173,14 +173,6 @@ class PrivateTargetMiddleware:
         level = logging.DEBUG if key in self.reported else logging.WARNING
         self.reported.add(key)
         logger.log(level, "Blocked %s: %s", _short(url), reason)
-
-
-def _is_seed(request: Request) -> bool:
-    """A request for a URL the user named: marked a seed, or a start request of the spider
-    (``start_urls``, ``start()``); a redirect from it carries its meta but is not."""
-    meta = request.meta
-    named = meta.get(SEED) is True or meta.get(START_REQUEST) is True
-    return named and "redirect_urls" not in meta
 
 
 def _hostname(url: str) -> str | None:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from crawler.safety.targets import host_key
+from crawler.safety.targets import disguise, host_key
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -99,3 +100,20 @@ class LiveTargets:
 # The process-wide registry (see the module docstring).
 LIVE = LiveTargets()
 targets_for = LIVE.targets_for
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def seed_origin(url: str) -> tuple[str, int] | None:
+    """The (host, port) a seed URL names, or None (another scheme, a disguised IP literal, a
+    URL that does not parse)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if not host or port is None or disguise(host) is not None:
+        return None
+    return host, port

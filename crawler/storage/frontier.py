@@ -9,6 +9,7 @@ The functions take the connection and run inside the caller's transaction unless
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,25 @@ def mark_seeded(conn: sqlite3.Connection, job_id: int, now: str) -> None:
     conn.execute(
         "UPDATE frontier_jobs SET seeded_at = ? WHERE id = ? AND seeded_at IS NULL", (now, job_id)
     )
+
+
+def add_seeds(conn: sqlite3.Connection, job_id: int, origins: Iterable[tuple[str, int]]) -> None:
+    """Remember the (host, port) origins the job's seeds named (a resumed crawl names them)."""
+    known = set(seeds(conn, job_id))
+    merged = sorted(known | {(str(host), int(port)) for host, port in origins})
+    if len(merged) != len(known):
+        conn.execute(
+            "UPDATE frontier_jobs SET seeds = ? WHERE id = ?", (json.dumps(merged), job_id)
+        )
+
+
+def seeds(conn: sqlite3.Connection, job_id: int) -> list[tuple[str, int]]:
+    row = conn.execute("SELECT seeds FROM frontier_jobs WHERE id = ?", (job_id,)).fetchone()
+    try:
+        found = json.loads(row[0]) if row and row[0] else []
+        return [(str(host), int(port)) for host, port in found]
+    except (ValueError, TypeError):
+        return []  # not ours: no origin is named
 
 
 def last_activity(conn: sqlite3.Connection, job_id: int) -> str | None:

@@ -146,6 +146,7 @@ MIGRATIONS: list[str] = [
         state TEXT NOT NULL DEFAULT 'open',
         created_at TEXT NOT NULL,
         seeded_at TEXT,
+        seeds TEXT,
         closed_at TEXT
     );
     CREATE INDEX frontier_jobs_by_key ON frontier_jobs (job_key, state);
