@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from scrapy import Spider
 
 
+# Request attributes at their default values are not written (decode gets them back as defaults)
+_DEFAULTS: dict[str, Any] = {
+    "method": "GET", "headers": {}, "body": b"", "cookies": {}, "meta": {}, "encoding": "utf-8",
+    "priority": 0, "dont_filter": False, "flags": [], "cb_kwargs": {}, "callback": None,
+    "errback": None,
+}  # fmt: skip
+
+
 class Unstorable(ValueError):
     """The request cannot be written as JSON; the message says why."""
 
@@ -55,6 +63,9 @@ def encode(request: Request, spider: Spider | None) -> tuple[str, list[str]]:
         data["meta"] = {key: value for key, value in meta.items() if key not in dropped}
     if not _plain(data.get("cb_kwargs") or {}):
         raise Unstorable("cb_kwargs hold values JSON cannot store")
+    for key, default in _DEFAULTS.items():  # a million rows: leave out what Request assumes
+        if key in data and data[key] == default:
+            del data[key]
     try:
         return dumps(data), dropped
     except (TypeError, ValueError) as exc:
