@@ -147,17 +147,18 @@ def test_expired_leases_return_and_too_many_attempts_fail(conn: sqlite3.Connecti
     job = sql.create_job(conn, "s", "k", "2026-12-01T00:00:00+00:00")
     with transaction(conn):
         sql.insert(conn, job, [new(1), new(2)])
-    for attempt in range(3):  # a process takes both rows and dies, three times
+    for attempt in range(3):  # a process sends one of them, dies, three times
         with transaction(conn):
             rows, failed = sql.lease(conn, job, owner="x", limit=5, deadline=1.0, max_attempts=3)
+            sql.started(conn, [rows[0].id])  # fp1 sent; fp2 only leased: no attempt
         assert (len(rows), failed) == (2, 0), attempt
         with transaction(conn):
             assert sql.reclaim(conn, job, now=time.time()) == 2
     with transaction(conn):
         rows, failed = sql.lease(conn, job, owner="y", limit=5, deadline=9e9, max_attempts=3)
-    assert (rows, failed) == ([], 2)
-    errors = {r[0] for r in conn.execute("SELECT error FROM frontier WHERE state = 'failed'")}
-    assert errors == {"leased 3 times without finishing"}
+    assert ([r.fingerprint for r in rows], failed) == (["fp2"], 1)
+    failures = conn.execute("SELECT fingerprint, error FROM frontier WHERE state = 'failed'")
+    assert [tuple(r) for r in failures] == [("fp1", "sent 3 times without finishing")]
 
 
 def test_a_live_lease_is_renewed_and_kept(conn: sqlite3.Connection) -> None:
@@ -316,7 +317,7 @@ def test_a_bad_frontier_setting_is_one_line_and_exit_2(
     from tests.support import scrapy_here
 
     for setting, message in (
-        ("FRONTIER=disk", "FRONTIER must be sqlite or memory, not 'disk'"),
+        ("FRONTIER=disk", "FRONTIER must be one of sqlite, redis, memory, not 'disk'"),
         ("FRONTIER_LEASE_SECONDS=1", "FRONTIER_LEASE_SECONDS must be at least 5"),
         ("FRONTIER_RESUME_MAX_AGE=soon", "FRONTIER_RESUME_MAX_AGE"),
     ):
@@ -337,3 +338,45 @@ def test_plain_spiders_with_other_arguments_are_other_crawls() -> None:
     other = Settings({ARGUMENTS_SETTING: {"category": "b"}})
     assert job_arguments(plain, one) == {"category": "a"}
     assert job_key("s", job_arguments(plain, one)) != job_key("s", job_arguments(plain, other))
+
+
+class StopsOnce(Site):
+    """Stops its first crawl part-way as Ctrl-C would (finish reason ``shutdown``)."""
+
+    name = "frontier_site"
+    stop_after = 0
+
+    def parse(self, response: Any) -> Any:
+        yield from super().parse(response)
+        if self.stop_after and self.crawler.stats.get_value("item_scraped_count", 0) >= 100:
+            type(self).stop_after = 0
+            from scrapy.utils.defer import deferred_from_coro
+
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason="shutdown"))
+
+
+def test_a_resumed_run_is_not_judged_by_its_own_share_of_the_items(
+    fresh_demo_site: DemoSite, tmp_path: Path
+) -> None:
+    """A run that finishes another run's crawl stores only the rest: fewer items than the last
+    whole crawl is no failure then."""
+    full, log = crawl(tmp_path, fresh_demo_site)
+    assert full.stats.get_value("health/exit_status") == 0, log
+    stopping = type("Site", (StopsOnce,), {"start_url": fresh_demo_site.url, "stop_after": 1})
+    settings = {
+        "RUN_RECORD": True, "CRAWL_PROFILE": "fast", "ROBOTSTXT_OBEY": False,
+        "SQLITE_PATH": str(tmp_path / "crawler.sqlite"), "CSV_EXPORT_DIR": str(tmp_path / "out"),
+        "CONCURRENT_REQUESTS": 4,
+    }  # fmt: skip
+    stopped, log = crawl_spider_class(tmp_path, stopping, settings)
+    assert stopped.stats.get_value("finish_reason") == "shutdown", log
+    rest, log = crawl_spider_class(tmp_path, stopping, settings)
+    assert "Frontier: resuming the crawl of run 2" in log
+    assert rest.stats.get_value("finish_reason") == "finished", log
+    assert 0 < rest.stats.get_value("item_scraped_count") < 990
+    assert rest.stats.get_value("health/exit_status") == 0, log
+    with sqlite3.connect(tmp_path / "crawler.sqlite") as db:
+        jobs = db.execute("SELECT id, state FROM frontier_jobs ORDER BY id").fetchall()
+        items = db.execute("SELECT COUNT(*), COUNT(DISTINCT url) FROM frontier_site").fetchone()
+    assert jobs == [(1, "finished"), (2, "finished")]
+    assert items[0] == items[1] == full.stats.get_value("item_scraped_count")

@@ -56,7 +56,9 @@ class Batch:
     """What one flush writes, as one atomic unit: new requests (a fingerprint the job has is
     ignored), requests queued again (their row's data replaced, its attempts started over), rows
     finished (done, or failed with a reason), whether the job's start() is now seeded, and the
-    (host, port) origins its seed requests named (the private targets a resumed crawl may reach)."""
+    (host, port) origins its seed requests named (the private targets a resumed crawl may reach),
+    and the leased rows whose requests were sent (each counts an attempt: a row whose process
+    dies ``FRONTIER_MAX_ATTEMPTS`` times while it is in flight is failed, not leased again)."""
 
     new: list[NewRequest] = field(default_factory=list)
     again: list[NewRequest] = field(default_factory=list)
@@ -64,9 +66,12 @@ class Batch:
     failed: list[tuple[RowId, str]] = field(default_factory=list)
     seeded: bool = False
     seeds: list[tuple[str, int]] = field(default_factory=list)  # origins seeds named
+    started: list[RowId] = field(default_factory=list)  # leased rows whose requests were sent
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.again or self.done or self.failed or self.seeded or self.seeds)
+        return any(
+            (self.new, self.again, self.done, self.failed, self.seeded, self.seeds, self.started)
+        )
 
 
 class Backend(Protocol):
@@ -88,8 +93,8 @@ class Backend(Protocol):
         self, owner: str, limit: int, deadline: float, max_attempts: int
     ) -> tuple[list[LeasedRow], int]:
         """Lease up to ``limit`` queued rows (priority, then age) until ``deadline`` (unix
-        seconds), counting an attempt each; rows already leased ``max_attempts`` times are failed
-        instead. Returns the rows and how many were failed."""
+        seconds); rows already started ``max_attempts`` times are failed instead. Returns the
+        rows and how many were failed."""
 
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` atomically (see ``Batch``); only rows leased are finished."""
@@ -101,8 +106,8 @@ class Backend(Protocol):
         """Queue again the leases whose deadline passed; how many."""
 
     def release(self, owner: str, unstarted: list[RowId]) -> None:
-        """At close: ``unstarted`` rows go back without counting an attempt, and every other
-        lease ``owner`` still holds goes back to the queue."""
+        """At close: ``unstarted`` rows, and every other lease ``owner`` still holds, go back to
+        the queue."""
 
     def has_work(self, owner: str) -> bool:
         """Whether the job has queued rows, or rows leased by another process."""

@@ -14,7 +14,7 @@ done, in the same transaction as the new requests it led to: a crash at any mome
 nothing, and a request whose items were not committed is fetched again (items are upserts, so
 nothing is stored twice). A callback that raises marks its request failed. Leases are renewed
 while the process lives; a lease that is not renewed for ``FRONTIER_LEASE_SECONDS`` (its process
-died) is queued again, and a request leased ``FRONTIER_MAX_ATTEMPTS`` times without finishing is
+died) is queued again, and a request sent ``FRONTIER_MAX_ATTEMPTS`` times without finishing is
 marked failed. Rerunning the same command resumes an unfinished crawl (``crawler.frontier.jobs``).
 
 The frontier needs the store and a run record: with ``FRONTIER = "memory"``, ``SQLITE_ENABLED``
@@ -50,7 +50,10 @@ from crawler.frontier.backend import (
     NewRequest,
 )
 from crawler.frontier.jobs import AlreadyRunning
+from crawler.frontier.redisbackend import RedisBackend
 from crawler.frontier.sqlitebackend import SQLiteBackend
+from crawler.meta import is_seed_request
+from crawler.safety.named import LIVE, seed_origin
 from crawler.storage import STORE_ERROR, store_for
 
 if TYPE_CHECKING:
@@ -65,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 ALREADY_RUNNING = "already_running"  # finish reason: the same crawl is running elsewhere
 FRONTIER_ERROR = "frontier_error"  # finish reason: the frontier table cannot be used
-MODES = ("sqlite", "memory")
+MODES = ("sqlite", "redis", "memory")
 WRITE_BATCH = 1000  # new requests buffered before they are written without waiting for the timer
 MAX_FAILED_WRITES = 5  # failed frontier writes in a row before the crawl stops
 QUEUED_CAP = 10_000  # queued rows counted at most, each tick
@@ -75,16 +78,17 @@ IDLE_MAX = 1.0  # seconds: the longest wait between two lease attempts on an emp
 def frontier_mode(settings: BaseSettings) -> str:
     mode = str(settings.get("FRONTIER", defaults.FRONTIER) or "").strip().lower()
     if mode not in MODES:
-        raise ValueError(f"FRONTIER must be {' or '.join(MODES)}, not {mode!r}")
+        raise ValueError(f"FRONTIER must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
 
 
 def frontier_wanted(settings: BaseSettings) -> bool:
     """Whether a crawl with these settings uses the store's frontier (module docstring)."""
     return (
-        frontier_mode(settings) == "sqlite"
+        (mode := frontier_mode(settings)) != "memory"
         and settings.getbool("RUN_RECORD", defaults.RUN_RECORD)
-        and settings.getbool("SQLITE_ENABLED", defaults.SQLITE_ENABLED)
+        # the Redis frontier stands alone: items may go to Redis rather than to a store
+        and (mode == "redis" or settings.getbool("SQLITE_ENABLED", defaults.SQLITE_ENABLED))
         and not settings.get("JOBDIR")
     )
 
@@ -150,6 +154,7 @@ class FrontierScheduler(BaseScheduler):
         self.fingerprinter = crawler.request_fingerprinter
         self.spider: Spider | None = None
         self.opened = False
+        self.refused: str | None = None  # why open() could not start the frontier
         self.resumed = False
         self.start_read = False  # this process read start() to its end
         self.owner = f"{config.run_id or 0}:{config.worker}:{os.getpid()}"
@@ -160,12 +165,16 @@ class FrontierScheduler(BaseScheduler):
         self._new: dict[str, NewRequest] = {}  # to insert
         self._again: dict[str, NewRequest] = {}  # to queue again (dont_filter, retries)
         self._bad: list[tuple[RowId, str]] = []  # rows that cannot be read back
+        self._started: list[RowId] = []  # handed to the engine since the last write
         self._memory: deque[Request] = deque()  # requests JSON cannot hold: crawled from memory
         self._warned: set[str] = set()
         self._idle_until = 0.0
         self._idle_wait = 0.05
         self._work_checked = (0.0, False)
         self._queued = 0  # rows queued in the backend, as last counted (capped)
+        self._seeds: set[tuple[str, int]] = set()  # origins named by the job's seeds
+        self._new_seeds: list[tuple[str, int]] = []  # to record with the next write
+        self._seeds_final = False  # the job is seeded and its seeds were read once after
         self._renewed = time.monotonic()
         self._failed_writes = 0
         self._stopping = False
@@ -177,10 +186,19 @@ class FrontierScheduler(BaseScheduler):
         if not frontier_wanted(settings):
             return cast("FrontierScheduler", Scheduler.from_crawler(crawler))
         config = FrontierConfig.from_settings(settings)
-        backend = SQLiteBackend(crawler, store_for(crawler), config)
+        backend: Backend
+        if frontier_mode(settings) == "redis":
+            backend = RedisBackend.from_crawler(crawler, config)
+        else:
+            backend = SQLiteBackend(crawler, store_for(crawler), config)
         scheduler = cls(crawler, backend, config)
         crawler.signals.connect(scheduler.spider_error, signal=signals.spider_error)
+        crawler.signals.connect(scheduler.spider_opened, signal=signals.spider_opened)
         return scheduler
+
+    def spider_opened(self) -> None:
+        if self.refused is not None:
+            raise CloseSpider(self.refused)
 
     @property
     def seeded(self) -> bool:
@@ -189,28 +207,39 @@ class FrontierScheduler(BaseScheduler):
     # --- open and close ---------------------------------------------------------------------
     def open(self, spider: Spider) -> None:
         self.spider = spider
+        # A CloseSpider raised here would leave Scrapy's scraper unopened (a traceback at
+        # close): the reason is kept and raised from spider_opened, which Scrapy honours.
         try:
-            choice = self.backend.open(spider)  # CloseSpider(store_error): the store is gone
+            choice = self.backend.open(spider)
+        except CloseSpider as exc:  # the store cannot open (already logged)
+            self.refused = exc.reason or STORE_ERROR
+            return
         except AlreadyRunning as exc:
             logger.error(str(exc))
-            raise CloseSpider(ALREADY_RUNNING) from None
+            self.refused = ALREADY_RUNNING
+            return
         except BackendUnusable as exc:
             logger.error(f"Frontier cannot be used: {exc}")
-            raise CloseSpider(FRONTIER_ERROR) from None
+            self.refused = FRONTIER_ERROR
+            return
         self.opened, self.resumed = True, choice.resumed
-        self.stats.set_value(keys.FRONTIER_JOB_ID, choice.job_id)
+        if isinstance(self.backend.job_id, int):  # a store's job row (Redis: a key prefix)
+            self.stats.set_value(keys.FRONTIER_JOB_ID, self.backend.job_id)
         if choice.note:
             logger.info(
                 f"Frontier: starting afresh, the unfinished crawl is not resumed: {choice.note}"
             )
         if choice.resumed and self.config.run_id is None:
-            self.stats.set_value("frontier/resumed", 1)
+            self.stats.set_value(keys.FRONTIER_RESUMED, 1)
             logger.info(
-                f"Frontier: resuming the crawl of run {choice.previous_run} (job {choice.job_id}):"
+                "Frontier: resuming the crawl"
+                + (f" of run {choice.previous_run}" if choice.previous_run is not None else "")
+                + f" (job {self.backend.job_id}):"
                 f" {choice.done} requests done, {choice.queued} to fetch"
                 + (f", {choice.failed} failed" if choice.failed else "")
                 + ("" if self.seeded else "; start() is read again, seen requests skipped")
             )
+        self._read_seeds()
         self.loop = task.LoopingCall(self.tick)
         self.loop.start(self.config.flush_seconds, now=False).addErrback(self._loop_failed)
 
@@ -291,6 +320,8 @@ class FrontierScheduler(BaseScheduler):
     def enqueue_request(self, request: Request) -> bool:
         if not self.opened:
             return False
+        if is_seed_request(request):
+            self._note_seed(request.url)
         fingerprint = self.fingerprinter.fingerprint(request).hex()
         held = self._held_by_fp.get(fingerprint)
         if held is not None:  # sent again while this process works on it: a retry
@@ -325,6 +356,7 @@ class FrontierScheduler(BaseScheduler):
             return None
         row_id, request = self._ready.popleft()
         fingerprint = self.fingerprinter.fingerprint(request).hex()
+        self._started.append(row_id)  # an attempt, counted at the next write
         self._held[request] = row_id
         self._held_by_fp[fingerprint] = request
         self.stats.inc_value("scheduler/dequeued")
@@ -362,6 +394,30 @@ class FrontierScheduler(BaseScheduler):
             self.write(finished=False)
         return True
 
+    def _note_seed(self, url: str) -> None:
+        origin = seed_origin(url)
+        if origin is not None and origin not in self._seeds:
+            self._seeds.add(origin)
+            self._new_seeds.append(origin)
+
+    def _read_seeds(self) -> None:
+        """Name the origins the job's seeds named, as their requests did when they passed: a
+        resumed crawl or another worker never reads start() (crawler.safety.named)."""
+        if self._seeds_final:
+            return
+        final = self.seeded
+        try:
+            origins = self.backend.seeds()
+        except BackendError as exc:
+            self._write_failed(exc)
+            return
+        targets = LIVE.targets_for(self.crawler)
+        for host, port in origins:
+            if (host, port) not in self._seeds:
+                self._seeds.add((host, port))
+                targets.name(host, port)
+        self._seeds_final = final
+
     def _duplicate(self, request: Request) -> bool:
         self.stats.inc_value("dupefilter/filtered")
         if "duplicate" not in self._warned:
@@ -397,11 +453,13 @@ class FrontierScheduler(BaseScheduler):
             return
         if failed:
             logger.warning(
-                f"Frontier: {failed} requests were leased {self.config.max_attempts} times"
+                f"Frontier: {failed} requests were sent {self.config.max_attempts} times"
                 " without finishing (their process kept dying): marked failed"
             )
             self.stats.inc_value("frontier/failed_attempts", failed)
         self._queued = max(0, self._queued - len(rows))
+        if rows and not self._seeds_final:
+            self._read_seeds()  # another worker may have recorded seeds since
         if len(rows) < self.config.lease_batch:
             self._queued = 0  # the queue is empty now
         if not rows:
@@ -443,6 +501,8 @@ class FrontierScheduler(BaseScheduler):
             again=list(self._again.values()),
             failed=list(self._bad),
             seeded=self.start_read and not self.seeded and self.config.worker == 0,
+            seeds=list(self._new_seeds),
+            started=list(self._started),
         )
         for request in done_requests:
             row_id = self._held[request]
@@ -459,6 +519,8 @@ class FrontierScheduler(BaseScheduler):
             return False
         self._failed_writes = 0
         self._queued += len(batch.new) + len(batch.again)
+        self._new_seeds.clear()
+        self._started.clear()
         self._new.clear()
         self._again.clear()
         self._bad.clear()

@@ -139,6 +139,7 @@ class SQLiteBackend:
         with self._write() as conn:
             sql.insert(conn, self.job_id, batch.new)
             sql.requeue(conn, self.job_id, batch.again)
+            sql.started(conn, batch.started)
             sql.finish(conn, batch.done, batch.failed)
             if batch.seeds:
                 sql.add_seeds(conn, self.job_id, batch.seeds)

@@ -157,9 +157,10 @@ def lease(
 ) -> tuple[list[LeasedRow], int]:
     """Lease up to ``limit`` queued rows, highest priority first, oldest first within one.
 
-    Of the rows at the head of the queue, those already leased ``max_attempts`` times are
+    Of the rows at the head of the queue, those already started ``max_attempts`` times are
     marked failed instead (their process kept dying); the second value is how many. The cost
-    does not grow with the queue: only the head is read.
+    does not grow with the queue: only the head is read. A lease is no attempt: ``started``
+    counts one when the process sends the request.
     """
     rows = conn.execute(
         "SELECT id, fingerprint, request, attempts FROM frontier"
@@ -169,15 +170,14 @@ def lease(
     spent = [(row[0],) for row in rows if int(row[3]) >= max_attempts]
     conn.executemany(
         "UPDATE frontier SET state = 'failed', request = NULL, error = ? WHERE id = ?",
-        [(f"leased {max_attempts} times without finishing", row_id) for (row_id,) in spent],
+        [(f"sent {max_attempts} times without finishing", row_id) for (row_id,) in spent],
     )
     fresh = [row for row in rows if int(row[3]) < max_attempts]
     conn.executemany(
-        "UPDATE frontier SET state = 'leased', owner = ?, deadline = ?, attempts = attempts + 1"
-        " WHERE id = ?",
+        "UPDATE frontier SET state = 'leased', owner = ?, deadline = ? WHERE id = ?",
         [(owner, deadline, row[0]) for row in fresh],
     )
-    leased = [LeasedRow(int(r[0]), str(r[1]), r[2], int(r[3]) + 1) for r in fresh]
+    leased = [LeasedRow(int(r[0]), str(r[1]), r[2], int(r[3])) for r in fresh]
     return leased, len(spent)
 
 
@@ -197,10 +197,18 @@ def finish(
 
 
 def give_back(conn: sqlite3.Connection, row_ids: Sequence[Any]) -> None:
-    """Leased rows this process never started: queued again, the lease not counted."""
+    """Leased rows this process never started: queued again."""
     conn.executemany(
-        "UPDATE frontier SET state = 'queued', owner = NULL, deadline = NULL,"
-        " attempts = MAX(attempts - 1, 0) WHERE id = ? AND state = 'leased'",
+        "UPDATE frontier SET state = 'queued', owner = NULL, deadline = NULL"
+        " WHERE id = ? AND state = 'leased'",
+        [(row_id,) for row_id in row_ids],
+    )
+
+
+def started(conn: sqlite3.Connection, row_ids: Sequence[Any]) -> None:
+    """Count an attempt for each of these leased rows: their requests were sent."""
+    conn.executemany(
+        "UPDATE frontier SET attempts = attempts + 1 WHERE id = ? AND state = 'leased'",
         [(row_id,) for row_id in row_ids],
     )
 
