@@ -66,8 +66,10 @@ SQLITE_SYNCHRONOUS = "NORMAL"  # with WAL: durable at checkpoints, never corrupt
 
 # --- Durable frontier and workers (crawler/frontier) ---------------------------------------------
 # Where the requests still to fetch live: "sqlite" (rows in the store, leased in batches: a crawl
-# stopped or killed resumes by rerunning the same command) or "memory" (Scrapy's own scheduler).
-# The frontier needs RUN_RECORD (crawl, runspider) and SQLITE_ENABLED; JOBDIR selects Scrapy's.
+# stopped or killed resumes by rerunning the same command), "redis" (one frontier in Redis shared
+# by workers on many machines, see REDIS_* below) or "memory" (Scrapy's own scheduler).
+# The frontier needs RUN_RECORD (crawl, runspider), and SQLITE_ENABLED unless it is in Redis;
+# JOBDIR selects Scrapy's.
 SCHEDULER = "crawler.frontier.scheduler.FrontierScheduler"
 FRONTIER = "sqlite"
 FRONTIER_FRESH = False  # True: abandon an unfinished crawl of the same spider and arguments
@@ -83,6 +85,19 @@ RUN_STALE_SECONDS = 60.0  # a process silent this long (or gone from this host) 
 # Crawl processes sharing one frontier: an int, or "auto" (one per core). A host's concurrency and
 # delay are shared out between them, so N workers are as polite as one.
 WORKERS = "1"
+# FRONTIER = "redis": the frontier of one crawl shared by workers on many machines
+# (crawler/frontier/redisbackend.py). REDIS_URL as in scrapy-redis: redis://, rediss:// (TLS), a
+# password as redis://:secret@host:6379/0 (masked in logs and runs); REDIS_PARAMS (extra redis-py
+# client arguments) works as in scrapy-redis.
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_KEY_PREFIX = "crawler"  # every key of a job: <prefix>:<spider>:<jobkey>:…
+REDIS_IDLE_MAX_SECONDS = 5.0  # longest wait (with jitter) of an idle worker between two polls
+REDIS_RETRY_SECONDS = 120.0  # how long a lost Redis is retried (back-off, jitter) before giving up
+# FRONTIER = "redis" and REDIS_ITEMS = True: a worker appends its items (and rejects) to the job's
+# Redis stream instead of its own SQLite store and CSV files (both pipelines stay off); one
+# `scrapy ingest SPIDER` writes them into one store and one CSV per run (RedisItemsPipeline).
+REDIS_ITEMS = False
+REDIS_ITEMS_BATCH_SIZE = 500  # entries per pipelined XADD (also sent at each frontier flush)
 
 # --- CSV files --------------------------------------------------------------------------------
 CSV_ENABLED = True
@@ -211,6 +226,8 @@ COMPONENTS: dict[str, dict[str, int | None]] = {
         "crawler.pipelines.dedupe.DedupePipeline": 300,
         "crawler.pipelines.sqlite.SQLitePipeline": 400,
         "crawler.pipelines.csv_file.CsvPipeline": 500,
+        # FRONTIER=redis with REDIS_ITEMS: items to the job's Redis stream (SQLite and CSV off)
+        "crawler.pipelines.redis_items.RedisItemsPipeline": 450,
     },
     "EXTENSIONS": {
         # secret values out of every log line, from the first one

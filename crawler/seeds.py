@@ -7,6 +7,7 @@ line is reported with its line number and reason, then skipped.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import ipaddress
 import re
@@ -59,6 +60,7 @@ def validate_url(text: str) -> str:
     return safe_url_string(url)
 
 
+@functools.lru_cache(maxsize=65_536)  # a long seed list names the same hosts again and again
 def _valid_host(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -165,13 +167,21 @@ def _url_column(first_line: str) -> int | None:
 
 def read_seed_file(path: str) -> Iterator[Seed | BadSeed]:
     """Seeds of a text file (one URL per line, ``#`` comments) or of a CSV file's url column."""
-    file = Path(path)
-    for number, line in _file_lines(file):
+    for number, text in seed_lines(path):
+        yield check_seed(text, f"{Path(path)}:{number}")
+
+
+def seed_lines(path: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a seed file that holds a URL (not blank, not a
+    comment), unchecked: ``check_seed`` checks it (``scrapy seed`` does so in other processes)."""
+    for number, line in _file_lines(Path(path)):
         text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        source = f"{file}:{number}"
-        try:
-            yield Seed(validate_url(text), source)
-        except InvalidURL as exc:
-            yield BadSeed(text, source, str(exc))
+        if text and not text.startswith("#"):
+            yield number, text
+
+
+def check_seed(text: str, source: str) -> Seed | BadSeed:
+    try:
+        return Seed(validate_url(text), source)
+    except InvalidURL as exc:
+        return BadSeed(text, source, str(exc))

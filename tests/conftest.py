@@ -11,6 +11,7 @@ import pytest
 
 from crawler.demo.server import DemoSite
 from tests import reactor
+from tests.redisserver import MISSING, REDIS_SERVER, RedisServer
 from tests.support import run_crawl_in
 
 
@@ -79,3 +80,15 @@ def run_crawl(tmp_path: Path) -> Any:
 def crawl_in() -> Any:
     """`crawl_in(workdir, spider, *args)`: for module-scoped fixtures that share one crawl."""
     return run_crawl_in
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own (127.0.0.1, a free port, AOF on in a temp dir)."""
+    if not REDIS_SERVER.exists():
+        pytest.skip(MISSING)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()

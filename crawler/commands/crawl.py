@@ -8,6 +8,8 @@ Differences from Scrapy's own command:
 * The exit status is 1 when the run failed, where stock Scrapy exits 0: it could not start, or
   the health monitor's verdict (``crawler.stats.judge``: finish reason, error ratio, items
   against the previous run) says so. The runs row records the same verdict.
+* ``-s FRONTIER=redis``: Redis (``REDIS_URL``) is pinged first; unreachable or refusing the
+  password is a one-line error and exit status 2.
 * ``-s WORKERS=N`` (N > 1 or ``auto``): this process supervises N crawl processes of one run
   (``crawler.workers``) instead of crawling itself.
 """
@@ -27,7 +29,7 @@ from crawler.arguments import join_repeated, refuse_config_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, usage_errors
 from crawler.frontier.jobs import ARGUMENTS_SETTING
-from crawler.frontier.scheduler import FrontierConfig, frontier_wanted
+from crawler.frontier.scheduler import FrontierConfig, frontier_mode, frontier_wanted
 from crawler.itemtables import TableRules
 from crawler.profiles import PROFILES
 from crawler.rendering.browser import check_browser
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     import argparse
 
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 
 class Command(ScrapyCrawlCommand):
@@ -104,6 +107,8 @@ class Command(ScrapyCrawlCommand):
         try:
             if frontier_wanted(self.settings):
                 FrontierConfig.from_settings(self.settings)
+                if frontier_mode(self.settings) == "redis":
+                    check_redis(self.settings)
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         parse = getattr(spidercls, "parse_arguments", None)
@@ -128,6 +133,18 @@ class Command(ScrapyCrawlCommand):
     def _exit_status(self, crawler: Crawler, reasons: list[str]) -> int:
         assert self.crawler_process is not None
         return exit_status(crawler, reasons, bootstrap_failed=self.crawler_process.bootstrap_failed)
+
+
+def check_redis(settings: BaseSettings) -> None:
+    """``FRONTIER=redis``: its settings, and Redis answers and lets us in (``ArgumentError``)."""
+    from crawler.frontier.redisbackend import RedisConfig  # redis only when used
+    from crawler.frontier.redisconn import RedisUnavailable, check
+
+    try:
+        RedisConfig.from_settings(settings)
+        check(settings).close()
+    except (ValueError, RedisUnavailable) as exc:
+        raise ArgumentError(str(exc)) from None
 
 
 def exit_status(crawler: Crawler, reasons: list[str], *, bootstrap_failed: bool) -> int:

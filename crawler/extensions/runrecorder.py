@@ -2,7 +2,9 @@
 
 Settings: ``RUN_RECORD`` (off: not loaded; ``scrapy crawl`` and ``scrapy runspider`` switch it
 on, so ``shell``, ``fetch``, ``parse`` and ``check`` leave no row), ``SQLITE_ENABLED`` (off: not
-loaded), ``CRAWL_PROFILE`` (recorded), and every setting
+loaded), ``REDIS_ITEMS`` with ``FRONTIER = "redis"`` (not loaded: ``scrapy ingest`` records the
+run of all the workers; a ``WORKERS`` child still keeps its row in its parent's run, without the
+rejects, which go to the stream), ``CRAWL_PROFILE`` (recorded), and every setting
 given on the command line (``-s``), recorded with secrets masked by the one secret policy
 (``crawler.safety.secrets``: by name, known secret values, URL credentials), as are the spider's
 arguments, the final stats and the failure text. The run row is inserted when
@@ -37,6 +39,7 @@ from twisted.internet import task
 from crawler import defaults
 from crawler import stats as keys
 from crawler.exceptions import RejectItem
+from crawler.frontier.itemstream import redis_items_wanted
 from crawler.safety.secrets import Redactor, arguments_secrets, masked, settings_secrets
 from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
 from crawler.storage.liveness import reap_dead_runs, this_host
@@ -112,6 +115,9 @@ class RunRecorder:
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
         if not crawler.settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
             raise NotConfigured  # only crawl and runspider record runs: no warning for the others
+        if redis_items_wanted(crawler.settings) and not crawler.settings.getint("WORKER_RUN_ID"):
+            # scrapy ingest records the distributed run (a WORKERS child keeps its parent's row)
+            raise NotConfigured("REDIS_ITEMS: the ingester records the run")
         config = RecorderConfig.from_settings(crawler.settings)
         ext = cls(crawler, store_for(crawler), config)  # NotConfigured when SQLITE_ENABLED is off
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
@@ -206,8 +212,8 @@ class RunRecorder:
         self.loop = None
 
     def item_dropped(self, item: Any, exception: BaseException) -> None:
-        if not isinstance(exception, RejectItem):
-            return
+        if not isinstance(exception, RejectItem) or redis_items_wanted(self.crawler.settings):
+            return  # with REDIS_ITEMS the rejects go to the stream, and scrapy ingest stores them
         values = dict(ItemAdapter(item)) if ItemAdapter.is_item(item) else {"value": item}
         self.store.add_reject(type(item).__name__, values, exception.reason)
         if self.store.is_open and self.store.flush_due():

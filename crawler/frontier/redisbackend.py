@@ -139,6 +139,7 @@ class RedisBackend:
         self.pid = os.getpid()
         self.me = f"{self.host}:{config.run_id or 0}:{config.worker}:{self.pid}"
         self._held = False
+        self._opened = False
         self._gave_up = False
         self._idle_until = 0.0
         self._idle_wait = IDLE_FIRST
@@ -184,7 +185,7 @@ class RedisBackend:
                 wait = min(RETRY_MAX, wait * 2)
                 continue
             except redis.RedisError as exc:
-                raise BackendError(f"Redis at {shown_url(self.redis_config.url)}: {exc}") from None
+                raise BackendError(self._wrong_type() or f"{self._at()}: {exc}") from None
             if first is not None:
                 logger.info(f"Frontier: Redis answers again after {time.monotonic() - first:.1f} s")
                 self._renew_mine()
@@ -275,8 +276,7 @@ class RedisBackend:
         entries: dict[str, str] = self._call(client.hgetall, keys.workers)
         now, gone = time.time(), set()
         for owner in set(owners.values()):
-            worker = next((w for w in entries if owner == w), None)
-            if worker is None or self._gone(entries[worker], now):
+            if self._gone(entries.get(owner), now):  # no entry at all: gone too
                 gone.add(owner)
         return int(self._script("RECLAIM_OWNERS", sorted(gone))) if gone else 0
 
@@ -297,16 +297,32 @@ class RedisBackend:
             choice = self._choose()
         except BackendError as exc:
             raise BackendUnusable(str(exc)) from None
+        self._opened = True
         self._beat(force=True)
         return choice
 
+    def _at(self) -> str:
+        return f"Redis at {shown_url(self.redis_config.url)}"
+
+    def _wrong_type(self) -> str:
+        """Which key of the job has a type not ours (WRONGTYPE names none); "" for none."""
+        if self.client is None or self.keys is None:
+            return ""
+        try:
+            for name, wanted in KEY_TYPES.items():
+                key = getattr(self.keys, name)
+                found = self.client.type(key)
+                if found not in ("none", wanted):
+                    return f"Redis key {key} is a {found!s}, not a {wanted}: not ours"
+        except (*CONNECTION_ERRORS, redis.RedisError):
+            pass
+        return ""
+
     def _check_types(self) -> None:
         assert self.client is not None and self.keys is not None
-        for name, wanted in KEY_TYPES.items():
-            key = getattr(self.keys, name)
-            found = self._call(self.client.type, key)
-            if found not in ("none", wanted):
-                raise BackendError(f"Redis key {key} is a {found}, not a {wanted}: not ours")
+        self._call(self.client.ping)
+        if wrong := self._wrong_type():
+            raise BackendError(wrong)
 
     def _choose(self) -> JobChoice:
         assert self.client is not None and self.keys is not None
@@ -387,7 +403,7 @@ class RedisBackend:
         """The job is marked finished only by the FINISH script (nothing queued or leased);
         an unfinished job always stays open (other workers may be on it)."""
         try:
-            if self.client is None or self.keys is None:
+            if self.client is None or self.keys is None or not self._opened:
                 return {}
             try:
                 if finished:

@@ -32,11 +32,7 @@ if TYPE_CHECKING:
 
 # Socket timeouts (seconds) unless REDIS_PARAMS sets them: scrapy-redis's 30 s would freeze the
 # crawl's only thread that long when Redis hangs.
-CLIENT_PARAMS: dict[str, Any] = {
-    "socket_timeout": 10,
-    "socket_connect_timeout": 5,
-    "decode_responses": True,
-}
+CLIENT_PARAMS: dict[str, Any] = {"socket_timeout": 10, "socket_connect_timeout": 5}
 # What a lost or refused connection raises (redis-py's own retries are off: the backend retries).
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -135,6 +131,7 @@ def connect(settings: BaseSettings) -> redis.Redis:
     params.update(CLIENT_PARAMS)
     params.update(settings.getdict("REDIS_PARAMS"))
     params["url"] = redis_url(settings)
+    params["decode_responses"] = True  # text answers: what every user of this client expects
     try:
         client = connection.get_redis(**params)
     except ValueError as exc:  # a malformed URL

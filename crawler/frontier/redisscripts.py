@@ -14,8 +14,16 @@ _COMMON = """
 local META, QUEUE, REQUESTS, SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local INFLIGHT, OWNERS, ATTEMPTS, ERRORS, SEEDS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
+-- a counter field + 1; a value that is no number (a foreign write) starts again from 0, where
+-- HINCRBY would fail the script half-way (Redis does not roll a failed script back)
+local function bump(key, field)
+  local value = (tonumber(redis.call('HGET', key, field)) or 0) + 1
+  redis.call('HSET', key, field, value)
+  return value
+end
+
 local function score(priority)
-  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  local seq = bump(META, 'seq')
   return string.format('%.17g', -priority * 1e12 + seq)
 end
 
@@ -58,13 +66,13 @@ while taken < limit and popped_total < limit + 1000 do
     redis.call('HSET', SEEN, fp, 'failed')
     redis.call('HSET', ERRORS, fp, 'no request data')
     redis.call('HDEL', ATTEMPTS, fp)
-    redis.call('HINCRBY', META, 'failed', 1)
+    bump(META, 'failed')
     table.insert(bad, fp)
   elseif attempts >= max_attempts then
     redis.call('HSET', SEEN, fp, 'failed')
     redis.call('HSET', ERRORS, fp, too_many)
     redis.call('HDEL', REQUESTS, fp)
-    redis.call('HINCRBY', META, 'failed', 1)
+    bump(META, 'failed')
     failed = failed + 1
   else
     redis.call('ZADD', INFLIGHT, deadline, fp)
@@ -113,7 +121,7 @@ for _ = 1, n_started do
   local fp = ARGV[i]
   i = i + 1
   if redis.call('ZSCORE', INFLIGHT, fp) then
-    redis.call('HINCRBY', ATTEMPTS, fp, 1)
+    bump(ATTEMPTS, fp)
   end
 end
 for _ = 1, n_done do
@@ -124,7 +132,7 @@ for _ = 1, n_done do
     redis.call('HDEL', REQUESTS, fp)
     redis.call('HDEL', ATTEMPTS, fp)
     redis.call('HSET', SEEN, fp, 'done')
-    redis.call('HINCRBY', META, 'done', 1)
+    bump(META, 'done')
   end
 end
 for _ = 1, n_failed do
@@ -135,7 +143,7 @@ for _ = 1, n_failed do
     redis.call('HDEL', REQUESTS, fp)
     redis.call('HSET', SEEN, fp, 'failed')
     redis.call('HSET', ERRORS, fp, error)
-    redis.call('HINCRBY', META, 'failed', 1)
+    bump(META, 'failed')
   end
 end
 for _ = 1, n_seeds do

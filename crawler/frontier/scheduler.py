@@ -50,7 +50,6 @@ from crawler.frontier.backend import (
     NewRequest,
 )
 from crawler.frontier.jobs import AlreadyRunning
-from crawler.frontier.redisbackend import RedisBackend
 from crawler.frontier.sqlitebackend import SQLiteBackend
 from crawler.meta import is_seed_request
 from crawler.safety.named import LIVE, seed_origin
@@ -188,6 +187,8 @@ class FrontierScheduler(BaseScheduler):
         config = FrontierConfig.from_settings(settings)
         backend: Backend
         if frontier_mode(settings) == "redis":
+            from crawler.frontier.redisbackend import RedisBackend  # redis only when used
+
             backend = RedisBackend.from_crawler(crawler, config)
         else:
             backend = SQLiteBackend(crawler, store_for(crawler), config)

@@ -45,6 +45,7 @@ from scrapy.utils.defer import deferred_from_coro
 from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.csvcell import cell
+from crawler.frontier.itemstream import redis_items_wanted
 from crawler.itemtables import TableRules, item_values
 from crawler.stats import CSV_UNPUBLISHED, RUN_ID
 from crawler.storage.liveness import pid_alive
@@ -181,6 +182,8 @@ class CsvPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CsvPipeline:
+        if redis_items_wanted(crawler.settings):  # scrapy ingest writes one CSV per run
+            raise NotConfigured("REDIS_ITEMS: items go to the Redis stream")
         return cls(crawler, CsvConfig.from_settings(crawler.settings))
 
     async def open_spider(self) -> None:

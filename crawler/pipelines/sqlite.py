@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
+from crawler.frontier.itemstream import redis_items_wanted
 from crawler.itemtables import Placement, TableRules, item_values, row_key
 from crawler.storage import STORE_ERROR, open_for_crawl, store_for
 
@@ -53,6 +55,8 @@ class SQLitePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SQLitePipeline:
+        if redis_items_wanted(crawler.settings):  # scrapy ingest stores this worker's items
+            raise NotConfigured("REDIS_ITEMS: items go to the Redis stream")
         # store_for reads StoreConfig.from_settings: NotConfigured when SQLITE_ENABLED is off
         return cls(crawler, store_for(crawler))
 

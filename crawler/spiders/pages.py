@@ -49,16 +49,20 @@ class PagesSpider(BaseSpider):
     async def start(self) -> AsyncIterator[Any]:
         arguments = self.arguments
         for seed in self.iter_seeds(arguments["url"], arguments["urls"], arguments["shard"]):
-            # dont_filter: a seed that another seed redirects to must still get its own item
-            yield scrapy.Request(
-                seed.url,
-                callback=self.parse,
-                errback=self.on_error,
-                cb_kwargs={"seed": seed.url},
-                # seed: the user named this target (PrivateTargetMiddleware)
-                meta={SEED: True, **self.leaf_meta()},
-                dont_filter=True,
-            )
+            yield self.seed_request(seed.url)
+
+    def seed_request(self, url: str) -> scrapy.Request:
+        """The request of one seed URL (``scrapy seed pages`` queues the same in Redis)."""
+        # dont_filter: a seed that another seed redirects to must still get its own item
+        return scrapy.Request(
+            url,
+            callback=self.parse,
+            errback=self.on_error,
+            cb_kwargs={"seed": url},
+            # seed: the user named this target (PrivateTargetMiddleware)
+            meta={SEED: True, **self.leaf_meta()},
+            dont_filter=True,
+        )
 
     def parse(self, response: Response, seed: str) -> PageItem:
         return page_item(response, seed)

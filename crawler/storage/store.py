@@ -282,6 +282,43 @@ class Store:
         ``crawler.storage.inferred``); ``row_key`` identifies its row."""
         self._pending.records.append((table, make_record(values, row_key, self.now())))
 
+    def add_placed(
+        self,
+        type_name: str,
+        values: Mapping[str, Any],
+        placement: Placement,
+        row_key: str,
+        seen_at: str | None = None,
+    ) -> None:
+        """Buffer one item known by its values and placement, not by its class (``scrapy ingest``
+        gets them from a Redis stream), seen at ``seen_at``: as ``add_item`` for declared fields
+        (``TypeError`` when they cannot be stored so), as ``add_record`` otherwise."""
+        seen = seen_at or self.now()
+        if placement.fields is None:
+            self._pending.records.append((placement.table, make_record(values, row_key, seen)))
+            return
+        table = ItemTable.declared(placement.table, placement.fields, placement.key, type_name)
+        row, row_hash = table.row(values, row_key)
+        self._pending.items.append((table, row, row_hash, seen))
+
+    def record_worker(self, run_id: int, worker: int, figures: Mapping[str, Any]) -> None:
+        """Insert or update the ``run_workers`` row of a process on any host (``scrapy ingest``
+        records the Redis workers of its run): ``host``, ``pid``, ``started_at``,
+        ``heartbeat_at``, ``pages``, ``items``, and when it is over ``finished_at``,
+        ``finish_reason`` and ``exit_status``."""
+        names = ("host", "pid", "started_at", "heartbeat_at", "pages", "items", "finished_at",
+                 "finish_reason", "exit_status")  # fmt: skip
+        row = tuple(figures.get(name) for name in names)
+        self._execute(
+            "INSERT INTO run_workers (run_id, worker, host, pid, started_at, heartbeat_at, pages,"
+            " items, finished_at, finish_reason, exit_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?) ON CONFLICT (run_id, worker) DO UPDATE SET host = excluded.host,"
+            " pid = excluded.pid, heartbeat_at = excluded.heartbeat_at, pages = excluded.pages,"
+            " items = excluded.items, finished_at = excluded.finished_at,"
+            " finish_reason = excluded.finish_reason, exit_status = excluded.exit_status",
+            [(run_id, worker, *row)],
+        )
+
     def add_unplaced(self, spider: str, item_type: str, item: Any, reason: str) -> None:
         """Buffer an item no table can take: kept as JSON in ``unplaced_items`` with why."""
         try:
