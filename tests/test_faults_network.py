@@ -161,8 +161,9 @@ def test_n4_body_shorter_than_content_length_and_broken_chunked(
     result, _ = crawl(tmp_path, [short, chunked, other], "RETRY_TIMES=2")
     stats = assert_finished(result)
     rows = pages(result)
-    for url in (short, chunked):
-        assert (rows[url]["status"], rows[url]["error"]) == (None, "ResponseDataLossError")
+    for url in (short, chunked):  # the aiohttp handler (fast profile) also says what was short
+        assert rows[url]["status"] is None
+        assert rows[url]["error"].split(":")[0] == "ResponseDataLossError", rows[url]
     assert len(faults.hits(prefix="/short?case=n4")) == 3
     assert len(faults.hits(prefix="/chunked?case=n4")) == 3
     assert stats["retry/reason_count/scrapy.exceptions.ResponseDataLossError"] == 4
@@ -176,7 +177,7 @@ def test_n5_connection_reset_mid_body(faults: FaultServer, tmp_path: Path) -> No
     assert_finished(result)
     rows = pages(result)
     assert rows[reset]["status"] is None
-    assert rows[reset]["error"] == "ResponseDataLossError"
+    assert rows[reset]["error"].split(":")[0] == "ResponseDataLossError", rows[reset]
     assert len(faults.hits(prefix="/reset?case=n5")) == 2
     assert rows[other]["status"] == 200
 

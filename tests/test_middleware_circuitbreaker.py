@@ -315,3 +315,32 @@ def test_a_host_down_past_the_hold_fails_its_requests_with_the_reason(
     stats = crawl_stats(result)
     assert stats["circuit/probes"] >= 2  # it was asked again while the requests waited
     assert stats["circuit/gave_up"] == 1 and stats["circuit/rejected"] == 20
+
+
+def test_a_healthy_crawl_pays_no_per_request_signal() -> None:
+    """Until a host fails, the breaker's signal handlers would do nothing: they are connected at
+    the first failure, and then close the circuit when the host answers."""
+    from pydispatch import dispatcher
+    from scrapy import signals
+
+    mw, _, _ = make()
+    mw = CircuitBreakerMiddleware.from_crawler(mw.crawler)
+
+    def connected() -> set[str]:
+        found = set()
+        for signal in (signals.response_downloaded, signals.request_reached_downloader):
+            live = dispatcher.liveReceivers(
+                dispatcher.getAllReceivers(mw.crawler.signals.sender, signal)
+            )
+            found |= {r.__name__ for r in live if getattr(r, "__self__", None) is mw}
+        return found
+
+    sent(mw)
+    assert connected() == set()
+    request = fail(mw)
+    assert connected() == {"response_downloaded", "request_reached_downloader"}
+    response = Response(request.url, status=200, request=request)
+    mw.crawler.signals.send_catch_log(
+        signals.response_downloaded, response=response, request=request, spider=mw.crawler.spider
+    )
+    assert "down.test" not in mw.circuits  # the host answered: its circuit is gone

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.exceptions import DownloadTimeoutError, IgnoreRequest, StopDownload
 from scrapy.http import Response, TextResponse
 from scrapy.utils.test import get_crawler
@@ -173,3 +173,33 @@ async def test_crawl_delay_is_capped() -> None:
     mw, _ = make(robots(body=b"User-agent: *\nCrawl-delay: 3600\n"), ROBOTSTXT_MAX_CRAWL_DELAY=30)
     assert await allowed(mw, "/page")
     assert mw.crawl_delays == {"site.test": 30.0}
+
+
+def connected(crawler: Any, signal: object, handler: Any) -> bool:
+    from pydispatch import dispatcher
+
+    live = dispatcher.liveReceivers(dispatcher.getAllReceivers(crawler.signals.sender, signal))
+    return handler in list(live)
+
+
+@in_reactor
+async def test_pages_pay_no_robots_signal_until_it_matters() -> None:
+    """``bytes_received`` is connected only while a robots.txt downloads (to cap its size),
+    ``response_downloaded`` from the first Crawl-delay on (to floor the slot's delay)."""
+    crawler = get_crawler(Spider, {"ROBOTSTXT_OBEY": True})
+    crawler.spider = Spider.from_crawler(crawler, name="t")
+    crawler.engine = crawler._create_engine()
+    mw = RobotsTxtMiddleware.from_crawler(crawler)
+    during: list[bool] = []
+
+    async def fetch(request: Request) -> Response:
+        during.append(connected(crawler, signals.bytes_received, mw.bytes_received))
+        return robots(body=b"User-agent: *\nCrawl-delay: 2\n")
+
+    crawler.engine.download_async = fetch  # type: ignore[method-assign]
+    assert not connected(crawler, signals.bytes_received, mw.bytes_received)
+    assert not connected(crawler, signals.response_downloaded, mw.response_downloaded)
+    assert await allowed(mw, "/page")
+    assert during == [True]
+    assert not connected(crawler, signals.bytes_received, mw.bytes_received)
+    assert connected(crawler, signals.response_downloaded, mw.response_downloaded)

@@ -42,6 +42,12 @@ OUR_COMPRESSION = "crawler/middlewares/compression.py"
 OUR_ROBOTS = "crawler/middlewares/robots.py"
 OUR_PAUSES = "crawler/middlewares/slotpause.py"
 OUR_CIRCUIT = "crawler/middlewares/circuitbreaker.py"
+OUR_AIOHTTP = "crawler/safety/aiohttp_handler.py"
+OUR_FRONTIER = "crawler/frontier/scheduler.py"
+ENGINE = "scrapy.core.engine:ExecutionEngine"
+ENGINE_SLOT = "scrapy.core.engine:_Slot"
+AIOHTTP_HANDLER = "scrapy.core.downloader.handlers._aiohttp:AiohttpDownloadHandler"
+STREAMING = "scrapy.core.downloader.handlers._base_streaming:BaseStreamingDownloadHandler"
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,15 @@ INTERNALS = (
     Internal(RUN_COMMAND, "_create_crawler",
              "crawler/commands/crawl.py calls and crawler/commands/runspider.py overrides",
              ("self", "spidercls")),
+    Internal("scrapy.commands.runspider", "_import_file",
+             "crawler/commands/runspider.py calls for WORKERS", ("filepath",)),
+    # Scrapy: the engine's in-progress set tells the frontier which requests it finished (every
+    # output of their callbacks handled); nextcall wakes an idle worker when others queued work
+    Internal(ENGINE, "_slot", f"{OUR_FRONTIER} reads", kind="attribute"),
+    Internal(ENGINE_SLOT, "inprogress", f"{OUR_FRONTIER} reads", kind="attribute"),
+    Internal(ENGINE_SLOT, "nextcall", f"{OUR_FRONTIER} schedules", kind="attribute"),
+    Internal(ENGINE_SLOT, "remove_request", f"{OUR_FRONTIER} relies on (called once a request's"
+             " output is processed)", ("self", "request")),
     # Scrapy: `scrapy shell` with a Shell whose fetch(url) names its target (Scrapy's run, copied)
     Internal("scrapy.commands.shell:Command", "_init_with_reactor",
              "crawler/commands/shell.py calls", ("self", "crawler")),
@@ -129,6 +144,18 @@ INTERNALS = (
              "crawler/commands/genspider.py overrides (super() call)", ("self", "template")),
     Internal("scrapy.commands.genspider:Command", "_list_templates",
              "crawler/commands/genspider.py replaces", ("self",)),
+    # Scrapy: the aiohttp handler our SafeAiohttpDownloadHandler builds (its __init__, copied
+    # with a resolver added: on a change, copy the new one)
+    Internal("scrapy.core.downloader.handlers._aiohttp", "_ClientResponse", f"{OUR_AIOHTTP} uses"),
+    Internal(AIOHTTP_HANDLER, "_session", f"{OUR_AIOHTTP} sets", kind="attribute"),
+    Internal(AIOHTTP_HANDLER, "_ssl_context", f"{OUR_AIOHTTP} sets", kind="attribute"),
+    Internal(AIOHTTP_HANDLER, "_make_request", f"{OUR_AIOHTTP} relies on to use _session",
+             ("self", "request", "timeout")),
+    Internal(STREAMING, "__init__", f"{OUR_AIOHTTP} calls", ("self", "crawler")),
+    Internal(STREAMING, "_bind_address", f"{OUR_AIOHTTP} reads", kind="attribute"),
+    Internal(STREAMING, "_pool_size_total", f"{OUR_AIOHTTP} reads", kind="attribute"),
+    Internal(STREAMING, "_pool_size_per_host", f"{OUR_AIOHTTP} reads", kind="attribute"),
+    Internal("scrapy.utils.ssl", "_make_ssl_context", f"{OUR_AIOHTTP} calls", ("settings",)),
     # Scrapy: the download handlers the benchmark's ablation compares
     Internal("scrapy.core.downloader.handlers._aiohttp", "AiohttpDownloadHandler",
              "bench/ablate.py loads"),
@@ -139,6 +166,7 @@ INTERNALS = (
 # Our subclasses, and the private names they add: a base that starts using one is a collision.
 SUBCLASSES = (
     ("crawler.rendering.handler:RenderDownloadHandler", OUR_HANDLER),
+    ("crawler.safety.aiohttp_handler:SafeAiohttpDownloadHandler", OUR_AIOHTTP),
     ("crawler.middlewares.compression:StrictHttpCompressionMiddleware", OUR_COMPRESSION),
     ("crawler.middlewares.robots:RobotsTxtMiddleware", OUR_ROBOTS),
     ("crawler.commands.crawl:Command", "crawler/commands/crawl.py"),

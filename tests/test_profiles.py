@@ -5,7 +5,7 @@ from scrapy.settings import Settings
 
 from crawler import settings as project_settings
 from crawler.addon import install_defaults
-from crawler.profiles import PROFILES, ProfileAddon, UnknownProfileError
+from crawler.profiles import COMPONENT_SETTINGS, PROFILES, ProfileAddon, UnknownProfileError
 
 
 def settings_with(**cmdline: object) -> Settings:
@@ -29,7 +29,10 @@ def test_default_profile_is_polite_with_autothrottle() -> None:
 def test_profile_sets_every_value(name: str) -> None:
     settings = settings_with(CRAWL_PROFILE=name)
     for key, value in PROFILES[name].items():
-        assert settings[key] == value
+        if key in COMPONENT_SETTINGS:  # added to the project's components, not replacing them
+            assert settings.getdict(key).items() >= value.items()
+        else:
+            assert settings[key] == value
 
 
 def test_command_line_setting_wins_over_profile() -> None:
@@ -51,3 +54,19 @@ def test_safe_defaults() -> None:
     assert settings["FEED_EXPORT_ENCODING"] == "utf-8"
     assert settings.getbool("ROBOTSTXT_OBEY")
     assert "USER_AGENT" in settings["USER_AGENT"]
+
+
+SAFE_AIOHTTP = "crawler.safety.aiohttp_handler.SafeAiohttpDownloadHandler"
+
+
+def test_fast_profile_fetches_through_the_safe_aiohttp_handler() -> None:
+    handlers = settings_with(CRAWL_PROFILE="fast").getdict("DOWNLOAD_HANDLERS")
+    assert handlers["http"] == handlers["https"] == SAFE_AIOHTTP
+    assert handlers["file"] is None  # the project's table stays
+    # a handler the user names wins; the other profiles keep Scrapy's default
+    mine = settings_with(CRAWL_PROFILE="fast", DOWNLOAD_HANDLERS={"http": "my.Handler"})
+    assert mine.getdict("DOWNLOAD_HANDLERS")["http"] == "my.Handler"
+    assert "http" not in settings_with().getdict("DOWNLOAD_HANDLERS")
+    # a crawl that renders leaves http and https to the rendering add-on
+    rendering = settings_with(CRAWL_PROFILE="fast", RENDER_MODE="auto")
+    assert "http" not in rendering.getdict("DOWNLOAD_HANDLERS")

@@ -116,6 +116,20 @@ def run_stats(result: CrawlResult) -> dict[str, Any]:
     return stats
 
 
+# The HTTP download handlers every crawl case below runs with: Scrapy's default (Twisted: its
+# connections resolve names through SafeResolver) and the fast profile's aiohttp one (through
+# its PolicyResolver). Both must keep every guarantee.
+HANDLERS = {
+    "twisted": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+    "aiohttp": "crawler.safety.aiohttp_handler.SafeAiohttpDownloadHandler",
+}
+
+
+def handler_settings(handler: str) -> list[str]:
+    path = HANDLERS[handler]
+    return ["-s", f'DOWNLOAD_HANDLERS={{"http": "{path}", "https": "{path}"}}']
+
+
 def crawl(tmp_path: Path, spider: str, *args: str) -> CrawlResult:
     tmp_path.mkdir(exist_ok=True)
     result = run_crawl_in(tmp_path, spider, *args, "-s", "ROBOTSTXT_OBEY=False", timeout=90)
@@ -152,9 +166,11 @@ SCHEME_REDIRECTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def redirect_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedirectCrawl]:
-    """One `pages` crawl whose seeds redirect to private targets and to other schemes."""
+@pytest.fixture(scope="module", params=sorted(HANDLERS))
+def redirect_crawl(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedirectCrawl]:
+    """One `pages` crawl (per handler) whose seeds redirect to private targets and other schemes."""
     workdir = tmp_path_factory.mktemp("redirects")
     other, named, start = LocalServer({"/": page()}), LocalServer({"/": page()}), LocalServer()
     start.routes.update(
@@ -170,7 +186,7 @@ def redirect_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redirec
     paths = ["/same-origin", "/to-named", *PRIVATE_REDIRECTS, *SCHEME_REDIRECTS]
     seeds = [start.url(path) for path in paths] + [named.url("/named")]
     args = [a for url in seeds for a in ("-a", f"url={url}")]
-    result = crawl(workdir, "pages", *args, "-a", f"urls={urls}")
+    result = crawl(workdir, "pages", *args, "-a", f"urls={urls}", *handler_settings(request.param))
     yield RedirectCrawl(result, start, other, named)
     for server in (other, named, start):
         server.close()
@@ -219,8 +235,9 @@ def test_s3_redirects_to_other_schemes_are_refused(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
 def test_s1_links_and_sitemaps_to_other_local_ports_are_blocked(
-    tmp_path: Path, servers: Callable[..., LocalServer]
+    handler: str, tmp_path: Path, servers: Callable[..., LocalServer]
 ) -> None:
     other = servers({"/": page(), "/sitemap.xml": (200, {}, "")})
     start = servers()
@@ -233,11 +250,37 @@ def test_s1_links_and_sitemaps_to_other_local_ports_are_blocked(
         }
     )
 
-    result = crawl(tmp_path, "site", "-a", f"start_url={start.url()}", "-a", "sitemap=true")
+    result = crawl(
+        tmp_path, "site", "-a", f"start_url={start.url()}", "-a", "sitemap=true",
+        *handler_settings(handler),
+    )  # fmt: skip
 
     assert other.hits == []
     assert run_stats(result)["safety/blocked_private"] == 2  # the link and the sitemap
     assert {h.path for h in start.hits} >= {"/", "/inside", "/robots.txt"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+def test_s1_connections_check_their_targets_again_without_the_middleware(
+    handler: str, tmp_path: Path, servers: Callable[..., LocalServer]
+) -> None:
+    """The last line: with PrivateTargetMiddleware off (or an answer that changed since it
+    looked, DNS rebinding), the connection itself refuses a target nobody named, by IP address
+    or by host name. (Scrapy's own aiohttp handler connects to both.)"""
+    start = servers({"/": page()})
+    off = '{"crawler.middlewares.targets.PrivateTargetMiddleware": null}'
+    seeds = [start.url("/by-ip"), start.url("/by-name", host="localhost")]
+
+    result = crawl(
+        tmp_path, "pages", *(a for url in seeds for a in ("-a", f"url={url}")),
+        "-s", f"DOWNLOADER_MIDDLEWARES={off}", *handler_settings(handler),
+    )  # fmt: skip
+
+    assert start.hits == []
+    errors = {r["url"]: r["error"] for r in result.rows("SELECT url, error FROM pages")}
+    assert sorted(errors) == sorted(seeds)
+    assert all(str(e).startswith("CannotResolveHostError: ") for e in errors.values()), errors
 
 
 # --- S2–S5: command-line input -----------------------------------------------------------------
@@ -390,9 +433,12 @@ class CredentialCrawl:
     workdir: Path
 
 
-@pytest.fixture(scope="module")
-def credential_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CredentialCrawl]:
-    """One crawl with a password setting, HTTP auth, a cookie and a proxy with credentials."""
+@pytest.fixture(scope="module", params=sorted(HANDLERS))
+def credential_crawl(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CredentialCrawl]:
+    """One crawl (per handler) with a password setting, HTTP auth, a cookie and a proxy with
+    credentials."""
     workdir = tmp_path_factory.mktemp("credentials")
     echo = LocalServer({"/echo": page()}, host="127.0.0.2", tls=self_signed(workdir, "127.0.0.2"))
     origin = LocalServer()
@@ -418,6 +464,7 @@ def credential_crawl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crede
         "-s", f"HTTPAUTH_DOMAIN=127.0.0.1:{origin.port}",  # Scrapy compares host:port
         "-s", f"STORE_PASSWORD={CANARY}-setting",
         "-s", f"UPSTREAM=http://bob:{CANARY}-url@127.0.0.1:9/",
+        *handler_settings(request.param),
     ]  # fmt: skip
     done = run_contained(
         command, cwd=workdir, env=env, capture_output=True, text=True, timeout=100, check=False

@@ -23,7 +23,7 @@ from scrapy.utils.test import get_crawler
 from crawler.middlewares.targets import PrivateTargetMiddleware
 from crawler.safety.resolver import BlockedLookup, SafeResolver
 from tests.support import run_contained, scrapy_env
-from tests.test_safety_crawl import LocalServer, page, redirect
+from tests.test_safety_crawl import HANDLERS, LocalServer, page, redirect
 
 # Runs both crawls in one process; argv[1]: {"mode", "workdir", "a": URL, "b": URL}.
 TWO_CRAWLERS = """
@@ -42,7 +42,8 @@ def crawler(name, **overrides):
     settings.setdict({
         "SQLITE_PATH": f"{plan['workdir']}/{name}.sqlite",
         "CSV_EXPORT_DIR": f"{plan['workdir']}/{name}-out",
-        "ROBOTSTXT_OBEY": False, "CRAWL_PROFILE": "fast", **overrides,
+        "ROBOTSTXT_OBEY": False, "CRAWL_PROFILE": "fast",
+        "DOWNLOAD_HANDLERS": {"http": plan["handler"], "https": plan["handler"]}, **overrides,
     }, priority="cmdline")
     return Crawler(SiteSpider, settings)
 
@@ -104,15 +105,16 @@ def serve() -> Servers:
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
 @pytest.mark.parametrize("mode", ["sequential", "concurrent"])
 def test_u3_a_crawler_allowing_private_targets_leaves_the_next_one_strict(
-    mode: str, tmp_path: Path
+    mode: str, handler: str, tmp_path: Path
 ) -> None:
     servers = serve()
     try:
         first, second = servers.first, servers.second
         plan = {
-            "mode": mode, "workdir": str(tmp_path),
+            "mode": mode, "workdir": str(tmp_path), "handler": HANDLERS[handler],
             "a": f"{first.url('/')},{first.url('/by-name', 'localhost')}",
             "b": f"{second.url('/')},{second.url('/by-name', 'localhost')}",
         }  # fmt: skip

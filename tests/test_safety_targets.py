@@ -23,6 +23,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.middlewares.targets import BLOCKED_PRIVATE, BLOCKED_SCHEME, PrivateTargetMiddleware
 from crawler.safety import json_serializer
+from crawler.safety.aiohttp_handler import PolicyResolver, SafeAiohttpDownloadHandler
 from crawler.safety.browser import abort_private_request
 from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
 from crawler.safety.logfilter import RedactingFilter
@@ -37,6 +38,7 @@ from crawler.safety.targets import (
     seed_url,
 )
 from crawler.seeds import InvalidURL
+from tests.reactor import in_reactor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -279,6 +281,90 @@ def test_resolver_checks_cached_answers() -> None:
         assert len(failures) == 1 and isinstance(failures[0].value, BlockedLookup)  # type: ignore[attr-defined]
     finally:
         del dnscache["rebind.test"]
+
+
+# --- the aiohttp handler's resolver: the same policy, per crawler -------------------------------
+
+
+def test_policy_resolver_refuses_private_answers_its_crawler_did_not_name() -> None:
+    named = NamedTargets()
+    resolver = PolicyResolver(named)
+    assert resolver.check("93.184.216.34", "public.test") == "93.184.216.34"
+    with pytest.raises(BlockedLookup, match=r"rebind\.test resolves to 10\.0\.0\.1 \(private\)"):
+        resolver.check("10.0.0.1", "rebind.test")
+    with pytest.raises(BlockedLookup, match=r"loopback: 127\.0\.0\.1 inside an IPv6 address"):
+        resolver.check("::ffff:127.0.0.1", "mapped.test")
+    named.name("intranet.test", 80)
+    named.approve("approved.test", "10.0.0.7")
+    assert resolver.check("10.0.0.1", "intranet.test") == "10.0.0.1"
+    assert resolver.check("10.0.0.7", "approved.test") == "10.0.0.7"
+    with pytest.raises(BlockedLookup):  # an approval is for that exact answer only
+        resolver.check("10.0.0.8", "approved.test")
+    allowing = PolicyResolver(NamedTargets(allow_private=True))
+    assert allowing.check("169.254.169.254", "metadata.test") == "169.254.169.254"
+
+
+@in_reactor
+async def test_policy_resolver_uses_its_own_crawlers_policy_only() -> None:
+    allowing = get_crawler(settings_dict={"SAFETY_ALLOW_PRIVATE_TARGETS": True})
+    strict = get_crawler()
+    PrivateTargetMiddleware.from_crawler(allowing)._name("http://10.0.0.5:8080/")
+    PrivateTargetMiddleware.from_crawler(strict)
+    strict_handler = SafeAiohttpDownloadHandler(strict)
+    allowing_handler = SafeAiohttpDownloadHandler(allowing)
+    try:
+        for host, address in (("named.test", "10.0.0.5"), ("10.0.0.5", "10.0.0.5")):
+            with pytest.raises(BlockedLookup):  # the other crawler's permission and names
+                strict_handler.resolver.check(address, host)
+            assert allowing_handler.resolver.check(address, host) == address
+    finally:
+        for handler in (strict_handler, allowing_handler):
+            await handler.close()
+
+
+@in_reactor
+async def test_policy_resolver_answers_as_the_process_resolver_does() -> None:
+    """``localhost`` is 127.0.0.1 (/etc/hosts): refused until named, then the connection gets
+    that address, and aiohttp reports the refusal as an OSError saying why."""
+    named = NamedTargets()
+    resolver = PolicyResolver(named)
+    with pytest.raises(OSError, match=r"localhost resolves to 127\.0\.0\.1 \(loopback\)"):
+        await resolver.resolve("localhost", 8080)
+    named.name("localhost", 8080)
+    (answer,) = await resolver.resolve("localhost", 8080)
+    assert (answer["host"], answer["port"], answer["hostname"]) == ("127.0.0.1", 8080, "localhost")
+
+
+@pytest.mark.parametrize(
+    ("url", "proxy", "refused"),
+    [("http://10.0.0.1/", None, True), ("http://0x7f000002:8080/", None, True),
+     ("http://10.0.0.5:8080/", "http://u:p@10.0.0.9:3128", True),
+     ("http://10.0.0.1/", "http://127.0.0.1:{port}", False),
+     ("http://127.0.0.1:{port}/", None, False)],
+)  # fmt: skip
+@in_reactor
+async def test_the_aiohttp_handler_judges_ip_literals_it_connects_to(
+    url: str, proxy: str | None, refused: bool, refused_url: str
+) -> None:
+    """aiohttp connects to a literal without a lookup: the handler judges the one it will
+    connect to (the proxy's when there is one) before downloading. 127.0.0.1:PORT is named
+    (a closed port: what is let through is refused by the system, not by the policy)."""
+    from scrapy.exceptions import CannotResolveHostError, DownloadConnectionRefusedError
+
+    port = refused_url.split(":")[2].split("/")[0]
+    url, proxy = url.format(port=port), proxy and proxy.format(port=port)
+    crawler = get_crawler()
+    PrivateTargetMiddleware.from_crawler(crawler)._name(f"http://127.0.0.1:{port}/")
+    handler = SafeAiohttpDownloadHandler(crawler)
+    request = Request(url, meta={"proxy": proxy} if proxy else {})
+    expected = CannotResolveHostError if refused else DownloadConnectionRefusedError
+    try:
+        with pytest.raises(expected) as raised:
+            await handler.download_request(request)
+        if refused:
+            assert "(private)" in str(raised.value) or "(loopback)" in str(raised.value)
+    finally:
+        await handler.close()
 
 
 # --- secrets ------------------------------------------------------------------------------------

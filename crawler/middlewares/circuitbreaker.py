@@ -118,15 +118,23 @@ class CircuitBreakerMiddleware:
         self.config = config
         self.clock = clock
         self.circuits: dict[str, Circuit] = {}
+        self.watching = False  # the per-request signals are connected
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CircuitBreakerMiddleware:
         mw = cls(crawler, CircuitConfig.from_settings(crawler.settings))
-        connect = crawler.signals.connect
-        connect(mw.response_downloaded, signal=signals.response_downloaded)
-        connect(mw.request_reached_downloader, signal=signals.request_reached_downloader)
-        connect(mw.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         return mw
+
+    def _watch(self) -> None:
+        """Connect the per-request signals, at the first failure: until a host has a circuit
+        both handlers do nothing, and a healthy crawl pays no dispatch for them per page."""
+        if self.watching:
+            return
+        self.watching = True
+        connect = self.crawler.signals.connect
+        connect(self.response_downloaded, signal=signals.response_downloaded)
+        connect(self.request_reached_downloader, signal=signals.request_reached_downloader)
 
     @property
     def downloader(self) -> Downloader:
@@ -138,6 +146,8 @@ class CircuitBreakerMiddleware:
 
     def process_request(self, request: Request) -> None:
         request.meta.pop(PROBE, None)  # a retry of an earlier probe is not one
+        if not self.circuits:
+            return  # every host answers: nothing to look up
         key = self.downloader.get_slot_key(request)
         circuit = self.circuits.get(key)
         if circuit is None or not circuit.gave_up:
@@ -155,6 +165,7 @@ class CircuitBreakerMiddleware:
             return None  # not a failure to connect, or raised before the downloader
         key = self.downloader.get_slot_key(request)
         circuit = self.circuits.setdefault(key, Circuit())
+        self._watch()
         circuit.failures += 1
         self.crawler.stats.inc_value("circuit/failures")
         if request.meta.get(PROBE) or (

@@ -117,6 +117,8 @@ class RetryAfterMiddleware:
 
     async def process_request(self, request: Request) -> None:
         pauses = self.pauses
+        if not pauses.paused:
+            return  # no host was ever paused: no slot key to work out per request
         key = pauses.key(request)
         counted = False
         while (left := pauses.remaining(key)) > 0:

@@ -113,13 +113,15 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
         self._received: WeakKeyDictionary[Request, int] = WeakKeyDictionary()
         self._hosts: set[str] = set()  # every netloc whose robots.txt was asked for
         self._unreachable_hosts: set[str] = set()  # of those, unreachable when last asked
+        # Per-response signals, connected only while they can matter, so pages pay no dispatch
+        # for them: bytes_received while a robots.txt downloads, response_downloaded from the
+        # first Crawl-delay on.
+        self._robots_in_flight = 0
+        self._flooring = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RobotsTxtMiddleware:
-        mw = cls(crawler, RobotsConfig.from_settings(crawler.settings))
-        crawler.signals.connect(mw.bytes_received, signal=signals.bytes_received)
-        crawler.signals.connect(mw.response_downloaded, signal=signals.response_downloaded)
-        return mw
+        return cls(crawler, RobotsConfig.from_settings(crawler.settings))
 
     def process_request_2(self, rp: RobotParser | None, request: Request) -> None:
         if isinstance(rp, Unreachable):
@@ -146,18 +148,31 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
                 callback=NO_CALLBACK,
             )
             assert self.crawler.engine is not None
+            self._count_bytes(+1)
             try:
                 response = await self.crawler.engine.download_async(robots)
             except Exception as exc:
                 self._robots_error(exc, netloc)
             else:
                 await self._parse_robots(response, netloc, request)
+            finally:
+                self._count_bytes(-1)
             self._stats.inc_value("robotstxt/request_count")
             self._count_host(netloc)
         parser = self._parsers[netloc]
         if isinstance(parser, Deferred):
             return await maybe_deferred_to_future(parser)
         return parser
+
+    def _count_bytes(self, step: int) -> None:
+        """One more (+1) or one fewer (-1) robots.txt download in flight: ``bytes_received``
+        is connected while there is one."""
+        before, self._robots_in_flight = self._robots_in_flight, self._robots_in_flight + step
+        signal = signals.bytes_received
+        if before == 0 and self._robots_in_flight > 0:
+            self.crawler.signals.connect(self.bytes_received, signal=signal)
+        elif before > 0 and self._robots_in_flight == 0:
+            self.crawler.signals.disconnect(self.bytes_received, signal=signal)
 
     def _count_host(self, netloc: str) -> None:
         """Keep the ``robots/hosts…`` stats: a run where every host is unreachable failed."""
@@ -222,6 +237,10 @@ class RobotsTxtMiddleware(ScrapyRobotsTxtMiddleware):
         assert self.crawler.engine is not None
         key = self.crawler.engine.downloader.get_slot_key(request)
         self.crawl_delays[key] = max(self.crawl_delays.get(key, 0.0), delay)
+        if not self._flooring:  # after AutoThrottle's handler, connected when it was built
+            self._flooring = True
+            signal = signals.response_downloaded
+            self.crawler.signals.connect(self.response_downloaded, signal=signal)
         self._stats.max_value("robots/crawl_delay", delay)
         logger.info(f"robots.txt asks for {delay:g} s between requests to {key}")
         self._floor_delay(key)

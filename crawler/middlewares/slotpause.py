@@ -42,6 +42,11 @@ class SlotPauses:
         assert self.crawler.engine is not None
         return self.crawler.engine.downloader
 
+    @property
+    def paused(self) -> bool:
+        """Has any host been paused in this crawl? (Until then no request needs a look.)"""
+        return bool(self._until)
+
     def key(self, request: Request) -> str:
         """The host of a request: its downloader slot key (hostname, or ``download_slot``)."""
         return self.downloader.get_slot_key(request)
