@@ -90,11 +90,17 @@ class Backend(Protocol):
         """The state of the job's row with this fingerprint; None when the job never saw it."""
 
     def lease(
-        self, owner: str, limit: int, deadline: float, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        deadline: float,
+        max_attempts: int,
+        before: Batch | None = None,
     ) -> tuple[list[LeasedRow], int]:
-        """Lease up to ``limit`` queued rows (priority, then age) until ``deadline`` (unix
-        seconds); rows already started ``max_attempts`` times are failed instead. Returns the
-        rows and how many were failed."""
+        """Commit ``before`` (in the same transaction where the backend can), then lease up to
+        ``limit`` queued rows (priority, then age) until ``deadline`` (unix seconds); rows already
+        started ``max_attempts`` times are failed instead. Returns the rows and how many were
+        failed."""
 
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` atomically (see ``Batch``); only rows leased are finished."""

@@ -428,8 +428,15 @@ class RedisBackend:
         return None if state is None else str(state)
 
     def lease(
-        self, owner: str, limit: int, deadline: float, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        deadline: float,
+        max_attempts: int,
+        before: Batch | None = None,
     ) -> tuple[list[LeasedRow], int]:
+        if before:
+            self.commit(before)  # a script of its own: the lease may then wait for its turn
         if self._idle():
             return [], 0
         too_many = f"sent {max_attempts} times without finishing"

@@ -153,6 +153,7 @@ class FrontierScheduler(BaseScheduler):
         self.fingerprinter = crawler.request_fingerprinter
         self.spider: Spider | None = None
         self.opened = False
+        self.solo = False  # the only process that queues requests on its job (from_crawler)
         self.refused: str | None = None  # why open() could not start the frontier
         self.resumed = False
         self.start_read = False  # this process read start() to its end
@@ -193,6 +194,9 @@ class FrontierScheduler(BaseScheduler):
         else:
             backend = SQLiteBackend(crawler, store_for(crawler), config)
         scheduler = cls(crawler, backend, config)
+        # alone on its job (SQLite, no WORKERS): only this process queues requests, so its own
+        # count of the queued rows is exact, and an empty queue needs no lease to find out
+        scheduler.solo = frontier_mode(settings) == "sqlite" and config.run_id is None
         crawler.signals.connect(scheduler.spider_error, signal=signals.spider_error)
         crawler.signals.connect(scheduler.spider_opened, signal=signals.spider_opened)
         return scheduler
@@ -241,6 +245,10 @@ class FrontierScheduler(BaseScheduler):
                 + ("" if self.seeded else "; start() is read again, seen requests skipped")
             )
         self._read_seeds()
+        try:
+            self._queued = self.backend.queued(QUEUED_CAP)  # a resumed job has some
+        except BackendError as exc:
+            self._write_failed(exc)
         self.loop = task.LoopingCall(self.tick)
         self.loop.start(self.config.flush_seconds, now=False).addErrback(self._loop_failed)
 
@@ -440,18 +448,26 @@ class FrontierScheduler(BaseScheduler):
         now = time.monotonic()
         if now < self._idle_until:
             return
-        self.write(finished=False)  # new requests first: they may come before the queued ones
+        # new requests are written first, in the same transaction: they may come before the
+        # queued ones (one transaction per lease, not two)
+        before = self._batch([])
+        if self.solo and not before and self._queued == 0:
+            self._idle_until = now + self._idle_wait  # nothing queued: no need to ask
+            return
         try:
             rows, failed = self.backend.lease(
                 self.owner,
                 self.config.lease_batch,
                 time.time() + self.config.lease_seconds,
                 self.config.max_attempts,
+                before=before or None,
             )
         except BackendError as exc:
             self._write_failed(exc)
             self._idle_until = now + IDLE_MAX
             return
+        if before:
+            self._written(before, [])
         if failed:
             logger.warning(
                 f"Frontier: {failed} requests were sent {self.config.max_attempts} times"
@@ -459,8 +475,8 @@ class FrontierScheduler(BaseScheduler):
             )
             self.stats.inc_value("frontier/failed_attempts", failed)
         self._queued = max(0, self._queued - len(rows))
-        if rows and not self._seeds_final:
-            self._read_seeds()  # another worker may have recorded seeds since
+        if rows and not self._seeds_final and self.config.worker > 0:
+            self._read_seeds()  # the first worker may have recorded seeds since
         if len(rows) < self.config.lease_batch:
             self._queued = 0  # the queue is empty now
         if not rows:
@@ -489,14 +505,8 @@ class FrontierScheduler(BaseScheduler):
             return list(self._held)
         return [request for request in self._held if request not in in_progress]
 
-    def write(self, *, finished: bool) -> bool:
-        """Write new requests, and with ``finished`` mark the finished ones done (module
-        docstring: after the items they produced). False when the write failed."""
-        if not self.opened:
-            return False
-        done_requests = self._finished() if finished else []
-        if done_requests and not self.backend.flush_items():
-            done_requests = []  # marked done only once their items are committed
+    def _batch(self, done_requests: list[Request]) -> Batch:
+        """What the next write holds: everything pending, and these requests finished."""
         batch = Batch(
             new=list(self._new.values()),
             again=list(self._again.values()),
@@ -511,13 +521,10 @@ class FrontierScheduler(BaseScheduler):
                 batch.failed.append((row_id, self._failed[request]))
             else:
                 batch.done.append(row_id)
-        if not batch:
-            return True
-        try:
-            self.backend.commit(batch)
-        except BackendError as exc:
-            self._write_failed(exc)
-            return False
+        return batch
+
+    def _written(self, batch: Batch, done_requests: list[Request]) -> None:
+        """``batch`` is committed: forget what it held."""
         self._failed_writes = 0
         self._queued += len(batch.new) + len(batch.again)
         self._new_seeds.clear()
@@ -531,6 +538,24 @@ class FrontierScheduler(BaseScheduler):
             self.stats.inc_value("frontier/done", len(batch.done))
         if batch.failed:
             self.stats.inc_value("frontier/failed", len(batch.failed))
+
+    def write(self, *, finished: bool) -> bool:
+        """Write new requests, and with ``finished`` mark the finished ones done (module
+        docstring: after the items they produced). False when the write failed."""
+        if not self.opened:
+            return False
+        done_requests = self._finished() if finished else []
+        if done_requests and not self.backend.flush_items():
+            done_requests = []  # marked done only once their items are committed
+        batch = self._batch(done_requests)
+        if not batch:
+            return True
+        try:
+            self.backend.commit(batch)
+        except BackendError as exc:
+            self._write_failed(exc)
+            return False
+        self._written(batch, done_requests)
         return True
 
     def _forget(self, request: Request) -> None:

@@ -121,11 +121,18 @@ class SQLiteBackend:
         return found[1] if found else None
 
     def lease(
-        self, owner: str, limit: int, deadline: float, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        deadline: float,
+        max_attempts: int,
+        before: Batch | None = None,
     ) -> tuple[list[LeasedRow], int]:
         assert self.job_id is not None
         with self._write() as conn:
-            return sql.lease(
+            if before:
+                self._commit(conn, before)
+            leased = sql.lease(
                 conn,
                 self.job_id,
                 owner=owner,
@@ -133,19 +140,24 @@ class SQLiteBackend:
                 deadline=deadline,
                 max_attempts=max_attempts,
             )
+        self.seeded = self.seeded or bool(before and before.seeded)
+        return leased
 
     def commit(self, batch: Batch) -> None:
-        assert self.job_id is not None
         with self._write() as conn:
-            sql.insert(conn, self.job_id, batch.new)
-            sql.requeue(conn, self.job_id, batch.again)
-            sql.started(conn, batch.started)
-            sql.finish(conn, batch.done, batch.failed)
-            if batch.seeds:
-                sql.add_seeds(conn, self.job_id, batch.seeds)
-            if batch.seeded:
-                sql.mark_seeded(conn, self.job_id, datetime.now(UTC).isoformat())
+            self._commit(conn, batch)
         self.seeded = self.seeded or batch.seeded
+
+    def _commit(self, conn: sqlite3.Connection, batch: Batch) -> None:
+        assert self.job_id is not None
+        sql.insert(conn, self.job_id, batch.new)
+        sql.requeue(conn, self.job_id, batch.again)
+        sql.started(conn, batch.started)
+        sql.finish(conn, batch.done, batch.failed)
+        if batch.seeds:
+            sql.add_seeds(conn, self.job_id, batch.seeds)
+        if batch.seeded:
+            sql.mark_seeded(conn, self.job_id, datetime.now(UTC).isoformat())
 
     def renew(self, owner: str, deadline: float) -> None:
         assert self.job_id is not None
