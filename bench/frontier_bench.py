@@ -62,7 +62,7 @@ def drain(conn, job: int, count: int) -> float:  # type: ignore[no-untyped-def]
         for row in rows:
             codec.decode(row.request or "", None)
         with transaction(conn):
-            sql.finish(conn, [row.id for row in rows], [])
+            sql.finish(conn, job, [row.id for row in rows], [])
         taken += len(rows)
     return taken / (time.perf_counter() - started)
 

@@ -150,7 +150,7 @@ def test_expired_leases_return_and_too_many_attempts_fail(conn: sqlite3.Connecti
     for attempt in range(3):  # a process sends one of them, dies, three times
         with transaction(conn):
             rows, failed = sql.lease(conn, job, owner="x", limit=5, deadline=1.0, max_attempts=3)
-            sql.started(conn, [rows[0].id])  # fp1 sent; fp2 only leased: no attempt
+            sql.started(conn, job, [rows[0].id])  # fp1 sent; fp2 only leased: no attempt
         assert (len(rows), failed) == (2, 0), attempt
         with transaction(conn):
             assert sql.reclaim(conn, job, now=time.time()) == 2
@@ -177,7 +177,7 @@ def test_finished_rows_keep_only_their_fingerprint(conn: sqlite3.Connection) -> 
     with transaction(conn):
         sql.insert(conn, job, [new(1), new(2)])
         rows, _ = sql.lease(conn, job, owner="me", limit=2, deadline=9e9, max_attempts=3)
-        sql.finish(conn, [rows[0].id], [(rows[1].id, "ValueError: boom")])
+        sql.finish(conn, job, [rows[0].id], [(rows[1].id, "ValueError: boom")])
     found = conn.execute("SELECT fingerprint, state, request, error FROM frontier ORDER BY id")
     assert [tuple(r) for r in found] == [
         ("fp1", "done", None, None),
@@ -380,3 +380,22 @@ def test_a_resumed_run_is_not_judged_by_its_own_share_of_the_items(
         items = db.execute("SELECT COUNT(*), COUNT(DISTINCT url) FROM frontier_site").fetchone()
     assert jobs == [(1, "finished"), (2, "finished")]
     assert items[0] == items[1] == full.stats.get_value("item_scraped_count")
+
+
+def test_requests_taken_before_they_were_written_are_named_by_fingerprint(
+    conn: sqlite3.Connection,
+) -> None:
+    """A process alone on its job serves its own new requests from memory: they are written
+    leased, then counted and finished by fingerprint, like rows leased from the table."""
+    job = sql.create_job(conn, "s", "k", "2026-12-01T00:00:00+00:00")
+    with transaction(conn):
+        sql.insert_leased(conn, job, [new(1), new(2), new(3)], "me", 9e9)
+        sql.started(conn, job, ["fp1", "fp2"])
+        sql.finish(conn, job, ["fp1"], [("fp2", "ValueError: boom")])
+        sql.give_back(conn, job, ["fp3"])
+    rows = conn.execute("SELECT fingerprint, state, attempts, error FROM frontier ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("fp1", "done", 1, None),
+        ("fp2", "failed", 1, "ValueError: boom"),
+        ("fp3", "queued", 0, None),
+    ]

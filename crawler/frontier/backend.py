@@ -67,10 +67,25 @@ class Batch:
     seeded: bool = False
     seeds: list[tuple[str, int]] = field(default_factory=list)  # origins seeds named
     started: list[RowId] = field(default_factory=list)  # leased rows whose requests were sent
+    # new requests this process already took (served from memory): inserted leased by
+    # ``owner`` until ``deadline``, before ``started``/``done``/``failed`` (which may name them
+    # by fingerprint) apply
+    leased_new: list[NewRequest] = field(default_factory=list)
+    owner: str = ""
+    deadline: float = 0.0
 
     def __bool__(self) -> bool:
         return any(
-            (self.new, self.again, self.done, self.failed, self.seeded, self.seeds, self.started)
+            (
+                self.new,
+                self.again,
+                self.done,
+                self.failed,
+                self.seeded,
+                self.seeds,
+                self.started,
+                self.leased_new,
+            )
         )
 
 

@@ -163,6 +163,10 @@ class FrontierScheduler(BaseScheduler):
         self._held_by_fp: dict[str, Request] = {}
         self._failed: dict[Request, str] = {}  # held requests whose callback raised
         self._new: dict[str, NewRequest] = {}  # to insert
+        self._objects: dict[str, Request] = {}  # the Request of each _new row, while unwritten
+        # served from memory, not written yet (a process alone on its job takes its own new
+        # requests without a round trip; they are written, leased or done, at the next write)
+        self._local: dict[str, NewRequest] = {}
         self._again: dict[str, NewRequest] = {}  # to queue again (dont_filter, retries)
         self._bad: list[tuple[RowId, str]] = []  # rows that cannot be read back
         self._started: list[RowId] = []  # handed to the engine since the last write
@@ -340,6 +344,8 @@ class FrontierScheduler(BaseScheduler):
             del self._held_by_fp[fingerprint]
             self._failed.pop(held, None)
             return self._queue(request, fingerprint, again=True)
+        if fingerprint in self._local and not request.dont_filter:
+            return self._duplicate(request)
         if fingerprint in self._new or fingerprint in self._again:
             if not request.dont_filter:
                 return self._duplicate(request)
@@ -397,6 +403,8 @@ class FrontierScheduler(BaseScheduler):
             text,
         )
         (self._again if again else self._new)[fingerprint] = row
+        if not again:
+            self._objects[fingerprint] = request
         self._idle_until, self._idle_wait = 0.0, 0.05  # work is here: lease without waiting
         self.stats.inc_value("scheduler/enqueued")
         if len(self._new) + len(self._again) >= WRITE_BATCH:
@@ -451,9 +459,13 @@ class FrontierScheduler(BaseScheduler):
         # new requests are written first, in the same transaction: they may come before the
         # queued ones (one transaction per lease, not two)
         before = self._batch([])
-        if self.solo and not before and self._queued == 0:
-            self._idle_until = now + self._idle_wait  # nothing queued: no need to ask
-            return
+        if self.solo and self._queued == 0:
+            if self._new:
+                self._serve_local()
+                return
+            if not before:
+                self._idle_until = now + self._idle_wait  # nothing queued: no need to ask
+                return
         try:
             rows, failed = self.backend.lease(
                 self.owner,
@@ -495,6 +507,18 @@ class FrontierScheduler(BaseScheduler):
                 continue
             self._ready.append((row.id, request))
 
+    def _serve_local(self) -> None:
+        """Hand out this process's own new requests without a round trip (the queue in the
+        store is empty and no other process adds to it), highest priority first. Crash-safe:
+        they are written at the next write, with the done marks of the requests they came
+        from and before the job is marked seeded, so a crash before that write re-creates them
+        (their parents are fetched again; start() is read again)."""
+        order = sorted(self._new.values(), key=lambda row: -row.priority)
+        for row in order[: self.config.lease_batch]:
+            del self._new[row.fingerprint]
+            self._local[row.fingerprint] = row
+            self._ready.append((row.fingerprint, self._objects.pop(row.fingerprint)))
+
     # --- writing ------------------------------------------------------------------------------
     def _finished(self) -> list[Request]:
         """Held requests the engine is done with (it keeps the ones in progress)."""
@@ -521,6 +545,10 @@ class FrontierScheduler(BaseScheduler):
                 batch.failed.append((row_id, self._failed[request]))
             else:
                 batch.done.append(row_id)
+        if self._local:  # served from memory: written leased (then finished, if they are)
+            batch.leased_new = list(self._local.values())
+            batch.owner = self.owner
+            batch.deadline = time.time() + self.config.lease_seconds
         return batch
 
     def _written(self, batch: Batch, done_requests: list[Request]) -> None:
@@ -529,7 +557,11 @@ class FrontierScheduler(BaseScheduler):
         self._queued += len(batch.new) + len(batch.again)
         self._new_seeds.clear()
         self._started.clear()
+        for fingerprint in self._new:
+            self._objects.pop(fingerprint, None)
         self._new.clear()
+        for row in batch.leased_new:
+            self._local.pop(row.fingerprint, None)
         self._again.clear()
         self._bad.clear()
         for request in done_requests:

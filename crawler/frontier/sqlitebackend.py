@@ -151,9 +151,11 @@ class SQLiteBackend:
     def _commit(self, conn: sqlite3.Connection, batch: Batch) -> None:
         assert self.job_id is not None
         sql.insert(conn, self.job_id, batch.new)
+        if batch.leased_new:
+            sql.insert_leased(conn, self.job_id, batch.leased_new, batch.owner, batch.deadline)
         sql.requeue(conn, self.job_id, batch.again)
-        sql.started(conn, batch.started)
-        sql.finish(conn, batch.done, batch.failed)
+        sql.started(conn, self.job_id, batch.started)
+        sql.finish(conn, self.job_id, batch.done, batch.failed)
         if batch.seeds:
             sql.add_seeds(conn, self.job_id, batch.seeds)
         if batch.seeded:
@@ -172,7 +174,7 @@ class SQLiteBackend:
     def release(self, owner: str, unstarted: list[RowId]) -> None:
         assert self.job_id is not None
         with self._write() as conn:
-            sql.give_back(conn, unstarted)
+            sql.give_back(conn, self.job_id, unstarted)
             sql.reclaim(conn, self.job_id, owner_prefix=owner)
 
     def has_work(self, owner: str) -> bool:

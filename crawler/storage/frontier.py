@@ -181,35 +181,61 @@ def lease(
     return leased, len(spent)
 
 
-def finish(
-    conn: sqlite3.Connection, done: Sequence[Any], failed: Sequence[tuple[Any, str]]
+def _by_row(job_id: int, rows: Iterable[Any], *extra: Any) -> tuple[list[Any], list[Any]]:
+    """Parameters for the rows named by id (an int) and by fingerprint (a str: a request the
+    process took before it was written), ``extra`` first."""
+    by_id = [(*extra, row) for row in rows if isinstance(row, int)]
+    by_fp = [(*extra, job_id, row) for row in rows if not isinstance(row, int)]
+    return by_id, by_fp
+
+
+def _update(
+    conn: sqlite3.Connection, job_id: int, change: str, rows: Iterable[Any], *extra: Any
 ) -> None:
-    conn.executemany(
-        "UPDATE frontier SET state = 'done', request = NULL, owner = NULL, deadline = NULL"
-        " WHERE id = ? AND state = 'leased'",
-        [(row_id,) for row_id in done],
-    )
-    conn.executemany(
-        "UPDATE frontier SET state = 'failed', request = NULL, owner = NULL, deadline = NULL,"
-        " error = ? WHERE id = ? AND state = 'leased'",
-        [(error, row_id) for row_id, error in failed],
-    )
+    """``UPDATE frontier SET change`` for leased rows named by id or by fingerprint."""
+    by_id, by_fp = _by_row(job_id, list(rows), *extra)
+    if by_id:
+        conn.executemany(f"UPDATE frontier SET {change} WHERE id = ? AND state = 'leased'", by_id)
+    if by_fp:
+        conn.executemany(
+            f"UPDATE frontier SET {change} WHERE job_id = ? AND fingerprint = ?"
+            " AND state = 'leased'",
+            by_fp,
+        )
 
 
-def give_back(conn: sqlite3.Connection, row_ids: Sequence[Any]) -> None:
+def finish(
+    conn: sqlite3.Connection, job_id: int, done: Sequence[Any], failed: Sequence[tuple[Any, str]]
+) -> None:
+    """Leased rows finished: done (only the fingerprint stays, as "seen") or failed."""
+    cleared = "request = NULL, owner = NULL, deadline = NULL"
+    _update(conn, job_id, f"state = 'done', {cleared}", done)
+    for row_id, error in failed:
+        _update(conn, job_id, f"state = 'failed', {cleared}, error = ?", [row_id], error)
+
+
+def give_back(conn: sqlite3.Connection, job_id: int, row_ids: Sequence[Any]) -> None:
     """Leased rows this process never started: queued again."""
-    conn.executemany(
-        "UPDATE frontier SET state = 'queued', owner = NULL, deadline = NULL"
-        " WHERE id = ? AND state = 'leased'",
-        [(row_id,) for row_id in row_ids],
-    )
+    _update(conn, job_id, "state = 'queued', owner = NULL, deadline = NULL", row_ids)
 
 
-def started(conn: sqlite3.Connection, row_ids: Sequence[Any]) -> None:
+def started(conn: sqlite3.Connection, job_id: int, row_ids: Sequence[Any]) -> None:
     """Count an attempt for each of these leased rows: their requests were sent."""
+    _update(conn, job_id, "attempts = attempts + 1", row_ids)
+
+
+def insert_leased(
+    conn: sqlite3.Connection, job_id: int, rows: Iterable[NewRequest], owner: str, deadline: float
+) -> None:
+    """New requests the process already took: inserted leased by ``owner`` (a fingerprint the
+    job has is left as it is)."""
     conn.executemany(
-        "UPDATE frontier SET attempts = attempts + 1 WHERE id = ? AND state = 'leased'",
-        [(row_id,) for row_id in row_ids],
+        "INSERT OR IGNORE INTO frontier (job_id, fingerprint, url, state, priority, depth,"
+        " request, owner, deadline) VALUES (?, ?, ?, 'leased', ?, ?, ?, ?, ?)",
+        [
+            (job_id, r.fingerprint, r.url, r.priority, r.depth, r.request, owner, deadline)
+            for r in rows
+        ],
     )
 
 
