@@ -155,7 +155,10 @@ def test_a_killed_worker_is_restarted(tmp_path: Path, fresh_demo_site: DemoSite)
         run = conn.execute("SELECT finish_reason, exit_status, items FROM runs").fetchall()
         workers = conn.execute("SELECT pid, finish_reason FROM run_workers ORDER BY worker")
         urls = [r[0] for r in conn.execute("SELECT url FROM pages")]
-    assert run == [("finished", 0, len(urls))]
+    # the store holds every page once; the run's count carries the killed process's figures
+    # from its last heartbeat (up to RUN_HEARTBEAT_SECONDS of its items may be uncounted)
+    assert [r[:2] for r in run] == [("finished", 0)]
+    assert 0 < run[0][2] <= len(urls)
     assert [w[1] for w in workers] == ["finished", "finished"]
     assert len(urls) == len(set(urls))
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
     from twisted.python.failure import Failure
 
+    from crawler.stats import RunCounts
     from crawler.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class RunRecorder:
         self.config = config or RecorderConfig()
         self.run_id: int | None = None
         self.worker_started = False
+        self.carried = (0, 0)  # pages, items of this worker's earlier process (a restart)
         self.redactor = Redactor(())  # this crawl's secrets, known when the spider opens
         self.clock: IReactorTime | None = None  # the reactor unless a test sets one
         self.loop: task.LoopingCall | None = None
@@ -155,8 +157,13 @@ class RunRecorder:
         self._stats().set_value(keys.RUN_ID, self.run_id)
 
     def _start_worker(self, run_id: int) -> None:
-        self.store.start_worker(run_id, self.config.worker)
+        # a restarted worker carries on the figures its killed process last recorded
+        self.carried = self.store.start_worker(run_id, self.config.worker)
         self.worker_started = True
+
+    def _worker_counts(self, counts: RunCounts) -> RunCounts:
+        pages, items = self.carried
+        return replace(counts, pages=counts.pages + pages, items=counts.items + items)
 
     def _reap(self) -> None:
         """Runs whose processes are gone are marked ``killed`` (one INFO line names them)."""
@@ -195,6 +202,7 @@ class RunRecorder:
             return
         counts = keys.run_counts(self._stats().get_stats())
         try:
+            counts = self._worker_counts(counts)
             self.store.heartbeat(self.run_id, self.config.worker, counts.pages, counts.items)
         except StoreError as exc:
             log = logger.debug if self._heartbeat_failed else logger.warning
@@ -263,7 +271,7 @@ class RunRecorder:
                     self.run_id,
                     self.config.worker,
                     reason=reason,
-                    counts=counts,
+                    counts=self._worker_counts(counts),
                     exit_status=verdict.exit_status,
                     stats=redacted,
                 )

@@ -111,11 +111,13 @@ class Backend(Protocol):
         deadline: float,
         max_attempts: int,
         before: Batch | None = None,
+        share: tuple[int, int] | None = None,
     ) -> tuple[list[LeasedRow], int]:
         """Commit ``before`` (in the same transaction where the backend can), then lease up to
         ``limit`` queued rows (priority, then age) until ``deadline`` (unix seconds); rows already
-        started ``max_attempts`` times are failed instead. Returns the rows and how many were
-        failed."""
+        started ``max_attempts`` times are failed instead. With ``share`` ``(k, n)``, only rows
+        of part k of n (a backend without parts may ignore it). Returns the rows and how many
+        were failed."""
 
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` atomically (see ``Batch``); only rows leased are finished."""

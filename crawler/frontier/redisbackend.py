@@ -434,6 +434,7 @@ class RedisBackend:
         deadline: float,
         max_attempts: int,
         before: Batch | None = None,
+        share: tuple[int, int] | None = None,  # one queue: the workers pop it in turn
     ) -> tuple[list[LeasedRow], int]:
         if before:
             self.commit(before)  # a script of its own: the lease may then wait for its turn

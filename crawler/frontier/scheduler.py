@@ -70,6 +70,7 @@ FRONTIER_ERROR = "frontier_error"  # finish reason: the frontier table cannot be
 MODES = ("sqlite", "redis", "memory")
 WRITE_BATCH = 1000  # new requests buffered before they are written without waiting for the timer
 MAX_FAILED_WRITES = 5  # failed frontier writes in a row before the crawl stops
+STEAL_AFTER = 2.0  # seconds a worker's part of the queue stays empty before it takes any row
 QUEUED_CAP = 10_000  # queued rows counted at most, each tick
 IDLE_MAX = 1.0  # seconds: the longest wait between two lease attempts on an empty frontier
 
@@ -104,6 +105,7 @@ class FrontierConfig:
     stale_seconds: float = 60.0
     run_id: int | None = None  # WORKER_RUN_ID: the run this process is a worker of
     worker: int = 0
+    workers: int = 1  # WORKER_COUNT: the processes of the run
 
     def __post_init__(self) -> None:
         if self.lease_seconds < 5:
@@ -139,6 +141,7 @@ class FrontierConfig:
             stale_seconds=settings.getfloat("RUN_STALE_SECONDS", defaults.RUN_STALE_SECONDS),
             run_id=int(run_id) if run_id not in (None, "") else None,
             worker=settings.getint("WORKER_INDEX", 0),
+            workers=max(1, settings.getint("WORKER_COUNT", 1)),
         )
 
 
@@ -176,8 +179,10 @@ class FrontierScheduler(BaseScheduler):
         self._idle_wait = 0.05
         self._work_checked = (0.0, False)
         self._queued = 0  # rows queued in the backend, as last counted (capped)
-        self._seeds: set[tuple[str, int]] = set()  # origins named by the job's seeds
+        self._share_empty_since: float | None = None  # this worker's part of the queue empty
+        self._seeds: set[tuple[str, int]] = set()  # origins of the job's seeds named here
         self._new_seeds: list[tuple[str, int]] = []  # to record with the next write
+        self._recorded_seeds: set[tuple[str, int]] = set()  # recorded (or to be) by this one
         self._seeds_final = False  # the job is seeded and its seeds were read once after
         self._renewed = time.monotonic()
         self._failed_writes = 0
@@ -328,6 +333,8 @@ class FrontierScheduler(BaseScheduler):
         """Requests waiting: here, and queued in the backend as last counted (up to
         ``QUEUED_CAP``); the lazy start reads ``start()`` only while this is low."""
         local = len(self._ready) + len(self._memory) + len(self._new) + len(self._again)
+        if self.config.workers > 1:
+            return local  # the others drain the shared queue: read start() ahead of them
         return local + self._queued
 
     def enqueue_request(self, request: Request) -> bool:
@@ -412,9 +419,11 @@ class FrontierScheduler(BaseScheduler):
         return True
 
     def _note_seed(self, url: str) -> None:
+        """A seed names its origin for every process of the job: recorded with the job (the
+        worker that fetches the seed names it as it passes; the others read it back)."""
         origin = seed_origin(url)
-        if origin is not None and origin not in self._seeds:
-            self._seeds.add(origin)
+        if origin is not None and origin not in self._recorded_seeds:
+            self._recorded_seeds.add(origin)
             self._new_seeds.append(origin)
 
     def _read_seeds(self) -> None:
@@ -473,6 +482,7 @@ class FrontierScheduler(BaseScheduler):
                 time.time() + self.config.lease_seconds,
                 self.config.max_attempts,
                 before=before or None,
+                share=self._share(now),
             )
         except BackendError as exc:
             self._write_failed(exc)
@@ -487,8 +497,10 @@ class FrontierScheduler(BaseScheduler):
             )
             self.stats.inc_value("frontier/failed_attempts", failed)
         self._queued = max(0, self._queued - len(rows))
-        if rows and not self._seeds_final and self.config.worker > 0:
-            self._read_seeds()  # the first worker may have recorded seeds since
+        if rows or self._share_empty_since is None:
+            self._share_empty_since = None if rows else now
+        if rows and not self._seeds_final and self.config.workers > 1:
+            self._read_seeds()  # a seed another worker fetched names its origin here too
         if len(rows) < self.config.lease_batch:
             self._queued = 0  # the queue is empty now
         if not rows:
@@ -506,6 +518,20 @@ class FrontierScheduler(BaseScheduler):
                 self._bad.append((row.id, f"unreadable: {exc}"))
                 continue
             self._ready.append((row.id, request))
+
+    def _share(self, now: float) -> tuple[int, int] | None:
+        """The part of the queue this worker leases from, ``(index, count)``: each worker of a
+        ``WORKERS`` run takes the rows whose id falls to it, so the one that reads ``start()``
+        or finds the links does not take every new request before the others can ask; a worker
+        whose part stayed empty for ``STEAL_AFTER`` seconds takes any row (the end of the crawl,
+        a dead worker). None: any row."""
+        count = self.config.workers
+        if count <= 1 or self.config.run_id is None:
+            return None
+        since = self._share_empty_since
+        if since is not None and now - since >= STEAL_AFTER:
+            return None
+        return self.config.worker % count, count
 
     def _serve_local(self) -> None:
         """Hand out this process's own new requests without a round trip (the queue in the

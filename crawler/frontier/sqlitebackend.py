@@ -127,6 +127,7 @@ class SQLiteBackend:
         deadline: float,
         max_attempts: int,
         before: Batch | None = None,
+        share: tuple[int, int] | None = None,
     ) -> tuple[list[LeasedRow], int]:
         assert self.job_id is not None
         with self._write() as conn:
@@ -139,6 +140,7 @@ class SQLiteBackend:
                 limit=limit,
                 deadline=deadline,
                 max_attempts=max_attempts,
+                share=share,
             )
         self.seeded = self.seeded or bool(before and before.seeded)
         return leased

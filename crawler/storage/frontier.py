@@ -154,18 +154,24 @@ def lease(
     limit: int,
     deadline: float,
     max_attempts: int,
+    share: tuple[int, int] | None = None,
 ) -> tuple[list[LeasedRow], int]:
     """Lease up to ``limit`` queued rows, highest priority first, oldest first within one.
 
     Of the rows at the head of the queue, those already started ``max_attempts`` times are
     marked failed instead (their process kept dying); the second value is how many. The cost
     does not grow with the queue: only the head is read. A lease is no attempt: ``started``
-    counts one when the process sends the request.
+    counts one when the process sends the request. ``share`` ``(k, n)``: only rows whose id is
+    k modulo n (one worker's part of the queue).
     """
+    part, params = "", [job_id]
+    if share is not None:  # the rows of part k of n
+        part = " AND id % ? = ?"
+        params += [share[1], share[0]]
     rows = conn.execute(
         "SELECT id, fingerprint, request, attempts FROM frontier"
-        " WHERE job_id = ? AND state = 'queued' ORDER BY priority DESC, id LIMIT ?",
-        (job_id, limit),
+        f" WHERE job_id = ? AND state = 'queued'{part} ORDER BY priority DESC, id LIMIT ?",
+        (*params, limit),
     ).fetchall()
     spent = [(row[0],) for row in rows if int(row[3]) >= max_attempts]
     conn.executemany(

@@ -571,10 +571,15 @@ class Store:
         return [_run_dict(row) for row in self._query(sql, (run_id,))]
 
     # --- the processes of a run (run_workers; see crawler.storage.liveness) -------------------
-    def start_worker(self, run_id: int, worker: int) -> None:
+    def start_worker(self, run_id: int, worker: int) -> tuple[int, int]:
         """Record this process as worker ``worker`` of run ``run_id`` (a restarted worker's row
-        is replaced): host, pid, start and first heartbeat."""
+        is replaced): host, pid, start and first heartbeat. Returns the pages and items the
+        row held (a restarted worker's earlier process: its figures carry on)."""
         now = self.now()
+        before = self.conn.execute(
+            "SELECT pages, items FROM run_workers WHERE run_id = ? AND worker = ?",
+            (run_id, worker),
+        ).fetchone()
         self._execute(
             "INSERT INTO run_workers (run_id, worker, host, pid, started_at, heartbeat_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, worker) DO UPDATE SET"
@@ -583,6 +588,7 @@ class Store:
             " pages = NULL, items = NULL, exit_status = NULL, stats = NULL",
             [(run_id, worker, this_host(), os.getpid(), now, now)],
         )
+        return (int(before[0] or 0), int(before[1] or 0)) if before else (0, 0)
 
     def heartbeat(self, run_id: int, worker: int, pages: int, items: int) -> None:
         """Say that this worker is alive, with its figures so far. A worker someone marked
