@@ -173,6 +173,7 @@ class FrontierScheduler(BaseScheduler):
         self._again: dict[str, NewRequest] = {}  # to queue again (dont_filter, retries)
         self._bad: list[tuple[RowId, str]] = []  # rows that cannot be read back
         self._started: list[RowId] = []  # handed to the engine since the last write
+        self._continued: set[RowId] = set()  # held requests sent again on their own lease
         self._memory: deque[Request] = deque()  # requests JSON cannot hold: crawled from memory
         self._warned: set[str] = set()
         self._idle_until = 0.0
@@ -344,12 +345,20 @@ class FrontierScheduler(BaseScheduler):
             self._note_seed(request.url)
         fingerprint = self.fingerprinter.fingerprint(request).hex()
         held = self._held_by_fp.get(fingerprint)
-        if held is not None:  # sent again while this process works on it: a retry
+        if held is not None:  # sent again while this process works on it
             if not request.dont_filter:
                 return self._duplicate(request)
-            del self._held[held]  # its row is queued again, not marked done
+            row_id = self._held.pop(held)  # its row is not marked done
             del self._held_by_fp[fingerprint]
             self._failed.pop(held, None)
+            if request.priority >= held.priority:
+                # the same request taken further (rendered, a redirect to itself): next, as
+                # Scrapy's last-in first-out queue would, still on its lease, no new attempt
+                self._ready.appendleft((row_id, request))
+                self._continued.add(row_id)
+                self.stats.inc_value("scheduler/enqueued")
+                return True
+            # a retry (RETRY_PRIORITY_ADJUST lowered it): queued again, behind the others
             return self._queue(request, fingerprint, again=True)
         if fingerprint in self._local and not request.dont_filter:
             return self._duplicate(request)
@@ -378,7 +387,10 @@ class FrontierScheduler(BaseScheduler):
             return None
         row_id, request = self._ready.popleft()
         fingerprint = self.fingerprinter.fingerprint(request).hex()
-        self._started.append(row_id)  # an attempt, counted at the next write
+        if row_id in self._continued:
+            self._continued.discard(row_id)
+        else:
+            self._started.append(row_id)  # an attempt, counted at the next write
         self._held[request] = row_id
         self._held_by_fp[fingerprint] = request
         self.stats.inc_value("scheduler/dequeued")
