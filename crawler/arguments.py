@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from crawler.exceptions import ArgumentError
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Mapping
 
 # Scrapyd passes these to every spider it runs.
@@ -162,3 +163,22 @@ def join_repeated(pairs: list[str]) -> list[str]:
             continue
         merged.setdefault(name, []).append(value)
     return [f"{k}={REPEAT_SEPARATOR.join(v)}" for k, v in merged.items()] + malformed
+
+
+def add_spider_arguments_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``-a NAME=VALUE`` (repeatable) for a command that names a spider's crawl by its
+    arguments (``scrapy seed``, ``scrapy ingest``); read back with ``spider_arguments``."""
+    parser.add_argument(
+        "-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE", help=help_text
+    )
+
+
+def spider_arguments(given: list[str]) -> dict[str, str]:
+    """The ``-a`` options as a dict (repeated names joined); ``UsageError`` for a malformed one."""
+    from scrapy.exceptions import UsageError
+    from scrapy.utils.conf import arglist_to_dict
+
+    try:
+        return arglist_to_dict(join_repeated(given))
+    except ValueError:
+        raise UsageError("invalid -a value, use -a NAME=VALUE", print_help=False) from None

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import NotConfigured, UsageError
-from scrapy.utils.conf import arglist_to_dict
 
 from crawler import defaults
 from crawler.addon import install_defaults
-from crawler.arguments import join_repeated
+from crawler.arguments import add_spider_arguments_option, spider_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from crawler.extensions.runrecorder import command_line_settings
@@ -66,19 +65,15 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument(
-            "-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE",
-            help="the spider's arguments, as the workers got them (they name the crawl)",
-        )  # fmt: skip
+        add_spider_arguments_option(
+            parser, "the spider's arguments, as the workers got them (they name the crawl)"
+        )
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
         super().process_options(args, opts)
         assert self.settings is not None
         install_defaults(self.settings)
-        try:
-            opts.spargs = arglist_to_dict(join_repeated(opts.spargs))
-        except ValueError:
-            raise UsageError("invalid -a value, use -a NAME=VALUE", print_help=False) from None
+        opts.spargs = spider_arguments(opts.spargs)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:

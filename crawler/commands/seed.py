@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from scrapy.utils.conf import arglist_to_dict
 from scrapy.utils.misc import load_object
 
 from crawler.addon import install_defaults
-from crawler.arguments import join_repeated
+from crawler.arguments import add_spider_arguments_option, spider_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.frontier.jobs import job_arguments
@@ -64,10 +63,9 @@ class Command(ScrapyCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument(
-            "-a", dest="spargs", action="append", default=[], metavar="NAME=VALUE",
-            help="the spider's arguments, as the workers get them (they name the crawl)",
-        )  # fmt: skip
+        add_spider_arguments_option(
+            parser, "the spider's arguments, as the workers get them (they name the crawl)"
+        )
         parser.add_argument(
             "-c", "--callback", default=None,
             help="the spider method that parses the seeded pages (default: the request of the"
@@ -78,10 +76,7 @@ class Command(ScrapyCommand):
         super().process_options(args, opts)
         assert self.settings is not None
         install_defaults(self.settings)  # REDIS_KEY_PREFIX, REDIS_URL as the crawl reads them
-        try:
-            opts.spargs = arglist_to_dict(join_repeated(opts.spargs))
-        except ValueError:
-            raise UsageError("invalid -a value, use -a NAME=VALUE", print_help=False) from None
+        opts.spargs = spider_arguments(opts.spargs)
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 2:
