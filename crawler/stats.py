@@ -146,9 +146,17 @@ def requests_and_errors(stats: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def judge(
-    reason: str, stats: Mapping[str, Any], policy: HealthPolicy, baseline: Baseline | None
+    reason: str,
+    stats: Mapping[str, Any],
+    policy: HealthPolicy,
+    baseline: Baseline | None,
+    *,
+    share: bool = False,
 ) -> Verdict:
-    """Every way the run failed: finish reason, error ratio, items against the baseline."""
+    """Every way the run failed: finish reason, error ratio, items against the baseline.
+
+    ``share``: the stats are one worker's share of a ``WORKERS`` run; a worker that fetched
+    nothing (the others took every request) is no failure: the run as a whole is judged so."""
     failures: list[str] = []
     if reason not in policy.ok_reasons:
         accepted = ", ".join(sorted(policy.ok_reasons))
@@ -163,7 +171,8 @@ def judge(
             f" HEALTH_MAX_ERROR_RATIO is {policy.max_error_ratio:.0%})"
         )
     items = policy.items(stats)
-    dead = None if failures else fetched_nothing(stats, items)  # else that failure says why
+    # else that failure says why
+    dead = None if failures or share else fetched_nothing(stats, items)
     if dead:
         failures.append(dead)  # and not "items: 0 items": the run fetched nothing
     elif baseline and baseline.items and items < policy.min_item_ratio * baseline.items:

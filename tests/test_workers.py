@@ -213,3 +213,19 @@ def test_each_of_two_workers_gets_half_a_hosts_politeness(
 def test_one_worker_keeps_the_hosts_politeness(capsys: pytest.CaptureFixture[str]) -> None:
     done = scrapy_here(capsys, "settings", "--get", "DOWNLOAD_DELAY", cwd=ROOT)
     assert json.loads(done.stdout) == 1.0
+
+
+def test_a_worker_left_without_pages_does_not_fail_the_run(
+    tmp_path: Path, fresh_demo_site: DemoSite
+) -> None:
+    """One URL, two workers: one of them fetches nothing. The run as a whole fetched its page,
+    so it finished well; a run that fetched nothing at all still fails (judged on the sum)."""
+    result = run_crawl_in(
+        tmp_path, "pages", "-a", f"url={fresh_demo_site.url}about", "-s", "WORKERS=2",
+        subprocess=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = result.rows("SELECT finish_reason, exit_status, items FROM runs")
+    assert tuple(run) == ("finished", 0, 1)
+    pages = sorted(r["pages"] for r in result.rows("SELECT pages FROM run_workers"))
+    assert pages[0] == 0 < pages[1]  # one worker fetched it (and robots.txt), the other nothing

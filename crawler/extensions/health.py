@@ -99,7 +99,10 @@ class HealthMonitor:
     def spider_closed(self, spider: Spider, reason: str) -> None:
         stats = self.crawler.stats
         assert stats is not None
-        verdict = keys.judge(reason, stats.get_stats(), self.policy, self._baseline(spider))
+        share = self.crawler.settings.getint("WORKER_COUNT", 1) > 1  # the supervisor judges all
+        verdict = keys.judge(
+            reason, stats.get_stats(), self.policy, self._baseline(spider), share=share
+        )
         for failure in verdict.failures:
             logger.error(f"run failed: {failure}")
         stats.set_value(keys.HEALTH_STATUS, verdict.exit_status)
