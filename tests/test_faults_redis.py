@@ -142,6 +142,10 @@ def test_r1_a_worker_killed_mid_crawl_loses_nothing(
         wait_until(lambda: stored(tmp_path / "crawler.sqlite") >= 150, workers)
         os.kill(workers[0].proc.pid, signal.SIGKILL)  # the seeder, with requests in flight
         assert workers[0].wait() == -signal.SIGKILL
+        base = job_keys(redis_server)
+        with redis_server.client() as client:  # its leases, as it left them
+            owners = client.hvals(f"{base}:owners")
+        held = sum(1 for owner in owners if str(owner).endswith(f":{workers[0].proc.pid}"))
         statuses = [worker.wait() for worker in workers[1:]]
     finally:
         for worker in workers:
@@ -149,7 +153,9 @@ def test_r1_a_worker_killed_mid_crawl_loses_nothing(
     assert statuses == [0, 0], [w.log[-3000:] for w in workers[1:]]
     assert_every_product_once_and_the_job_finished(tmp_path, redis_server)
     logs = "".join(worker.log for worker in workers[1:])
-    assert "expired leases (their process is gone) queued again" in logs
+    if held:  # what it held went back to the queue through the others (on a busy machine it
+        # may have had nothing in flight at the kill)
+        assert "expired leases (their process is gone) queued again" in logs
 
 
 def test_r2_a_worker_stopped_gracefully_leaves_the_crawl_to_the_others(
