@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.contestants import ROOT
 from bench.scale_bench import Redis, crawl_command
 from bench.servers import LatencyServer
-from bench.site import build_site
+from bench.site import build_site, expected_complete
 
 WORKERS = 3
 
@@ -70,11 +70,17 @@ def main(argv: list[str] | None = None) -> int:
             rows, distinct = conn.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT url) FROM bench_products"
             ).fetchone()
+            rejects = conn.execute("SELECT COUNT(DISTINCT url) FROM rejects").fetchone()[0]
         statuses = [p.returncode for p in procs]
+    wanted = expected_complete(args.urls)  # pages 500 and 777 of each thousand: no valid price
     print(f"{args.urls:,} URLs, {WORKERS} workers, one killed half-way: {wall:.0f} s")
     print(f"worker exit statuses: {statuses} (worker 1 killed)")
-    print(f"store: {rows:,} rows, {distinct:,} distinct URLs (wanted {args.urls:,} once each)")
-    ok = rows == distinct == args.urls and statuses[0] == statuses[2] == 0
+    print(
+        f"store: {rows:,} rows, {distinct:,} distinct URLs (wanted {wanted:,} once each),"
+        f" {rejects:,} rejected (wanted {args.urls - wanted:,})"
+    )
+    ok = rows == distinct == wanted and rejects == args.urls - wanted
+    ok = ok and statuses[0] == statuses[2] == 0
     print("OK: every URL stored exactly once" if ok else "FAILED")
     return 0 if ok else 1
 
