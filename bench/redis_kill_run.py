@@ -3,9 +3,10 @@
 The check of issue 14's "done when" at scale: the bench site's latency server (200 ms a page),
 ``--urls`` URLs (100,000 by default) loaded with ``scrapy seed``, three ``scrapy crawl bench -s
 FRONTIER=redis`` workers sharing one SQLite store, the second one killed with SIGKILL once half
-the URLs are done. Prints the wall time, what each worker fetched, and whether the store holds
-every URL exactly once (the same content as a single process would store). Exit status 1 when
-it does not.
+the URLs are done. Prints the wall time and whether the store holds every URL exactly once (as
+one process stores them: the pages without a valid price in ``rejects``, the others as rows).
+Exit status 1 when it does not. The killed worker's leases come back when they expire
+(``FRONTIER_LEASE_SECONDS``, 300 s).
 """
 
 from __future__ import annotations
