@@ -274,16 +274,15 @@ class FrontierScheduler(BaseScheduler):
     def close(self, reason: str) -> None:
         if self.loop is not None and self.loop.running:
             self.loop.stop()
-        found: dict[str, int] = {}
         try:
             if self.opened:
-                found = self._close_job(reason)
+                self._close_job()
         finally:
-            found = self.backend.close(reason, **self._ending(reason)) or found
+            found = self.backend.close(reason, **self._ending(reason))
         for state, number in found.items():
             self.stats.set_value(f"frontier/{state}", number)
 
-    def _close_job(self, reason: str) -> dict[str, int]:
+    def _close_job(self) -> None:
         self.write(finished=True)
         if self._memory:
             logger.warning(
@@ -294,7 +293,6 @@ class FrontierScheduler(BaseScheduler):
         except BackendError as exc:
             logger.error(f"Frontier: could not be closed cleanly: {exc}")
         self._ready.clear()
-        return {}
 
     def _ending(self, reason: str) -> dict[str, bool]:
         """How the job ends with this process: finished, kept for a rerun, or closed."""

@@ -41,10 +41,6 @@ class SQLiteBackend:
         self.seeded = False
         self._held = False
 
-    @property
-    def path(self) -> str:
-        return str(self.store.path)
-
     @contextmanager
     def _errors(self) -> Iterator[sqlite3.Connection]:
         try:
