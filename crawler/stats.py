@@ -43,6 +43,27 @@ SKIPPED_RECENT = "incremental/skipped_recent"
 ROW_MISSING = "incremental/row_missing"  # known URLs fetched in full: their item row is gone
 ROWS_TOUCHED = "incremental/rows_touched"  # item rows marked seen by a 304
 UNSAVED = "incremental/unsaved_states"  # fetch states the store could not take at close
+# What a run looked like (issue "See a crawl"): read by the checks across runs and the report.
+# Field coverage of the items kept, per item table (crawler.extensions.coverage), published at close:
+# {table: {"items": n, "fields": {field: filled}}}; fields past COVERAGE_MAX_FIELDS summed as
+# COVERAGE_OTHER.
+COVERAGE = "coverage/tables"
+COVERAGE_OTHER = "(other fields)"
+QUALITY_CHECKS = "quality/checks"  # the checks across runs: a list of result dicts
+QUALITY_BREACHES = "quality/breaches"  # how many of them failed
+# Response figures (crawler.extensions.sampler): download latency histogram {"<upper ms>": n,
+# "inf": n}; per host {host: {"pages": n, "errors": n, "bytes": n}} (capped, rest as "(other)");
+# responses by how they were fetched {"http": n, "browser": n}.
+LATENCY_MS = "metrics/latency_ms"
+HOSTS = "metrics/hosts"
+FETCH_KINDS = "metrics/fetch_kinds"
+# Requests the crawl knows it will make: a URL list's seeds, a sitemap's URLs, a resumed
+# frontier's done + queued. Set (or increased) by whoever knows; the progress ETA reads it.
+PROGRESS_TOTAL = "progress/total"
+FAILED_PAGES = "failures/recorded"  # rows written to failed_pages (crawler.extensions.snapshots)
+SNAPSHOTS_SAVED = "snapshots/saved"  # snapshot files kept for failed pages and rejected items
+SNAPSHOTS_SKIPPED = "snapshots/skipped"  # not kept: SNAPSHOT_MAX_COUNT / _MAX_BYTES reached
+REPORT_PATH = "report/path"  # the HTML report written at close (REPORT_AT_CLOSE)
 # requests a recrawl answered without a fetch (ConditionalRequestMiddleware): kept current
 KEPT_CURRENT = (NOT_MODIFIED, SKIPPED_RECENT)
 

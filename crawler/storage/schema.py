@@ -168,6 +168,49 @@ MIGRATIONS: list[str] = [
     CREATE INDEX frontier_queued ON frontier (job_id, priority DESC, id) WHERE state = 'queued';
     CREATE INDEX frontier_leased ON frontier (job_id, owner) WHERE state = 'leased';
     """,
+    # 7: what a run looked like, for checks across runs and the HTML report (scrapy report):
+    # samples every few seconds (a time series per worker process), the share of items with a
+    # value for each field, every page that failed (scrapy export --failed), the files kept of
+    # failed pages and rejected items, and the quality checks' results in the run row.
+    """
+    CREATE TABLE run_samples (
+        run_id INTEGER NOT NULL,
+        worker INTEGER NOT NULL DEFAULT 0,
+        at TEXT NOT NULL,
+        elapsed REAL NOT NULL,
+        pages INTEGER NOT NULL DEFAULT 0,
+        items INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        rejects INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        in_flight INTEGER NOT NULL DEFAULT 0,
+        queued INTEGER NOT NULL DEFAULT 0,
+        rendered INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX run_samples_by_run ON run_samples (run_id, worker, elapsed);
+    CREATE TABLE field_coverage (
+        run_id INTEGER NOT NULL,
+        worker INTEGER NOT NULL DEFAULT 0,
+        item_table TEXT NOT NULL,
+        field TEXT NOT NULL,
+        filled INTEGER NOT NULL,
+        items INTEGER NOT NULL,
+        PRIMARY KEY (run_id, worker, item_table, field)
+    );
+    CREATE TABLE failed_pages (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        host TEXT,
+        status INTEGER,
+        error TEXT,
+        snapshot TEXT,
+        created_at TEXT
+    );
+    CREATE INDEX failed_pages_by_run ON failed_pages (run_id);
+    ALTER TABLE rejects ADD COLUMN snapshot TEXT;
+    ALTER TABLE runs ADD COLUMN checks TEXT;
+    """,
 ]
 
 CORE_TABLES = frozenset(
@@ -181,6 +224,9 @@ CORE_TABLES = frozenset(
         "run_workers",
         "frontier_jobs",
         "frontier",
+        "run_samples",
+        "field_coverage",
+        "failed_pages",
     }
 )
 BOOKKEEPING: dict[str, str] = {
