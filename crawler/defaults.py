@@ -116,9 +116,27 @@ RUN_RECORD = False
 PROGRESS_ENABLED = True
 PROGRESS_TTY_INTERVAL = 0.5  # seconds between updates of the live line on a terminal
 PROGRESS_LOG_INTERVAL = 10.0  # seconds between progress log lines when not on a terminal
+# The live figures as JSON for dashboards (`--status-file PATH`), replaced atomically every
+# PROGRESS_STATUS_INTERVAL seconds and once at close; its directory is created. "": off.
+# With WORKERS=N, worker k writes PATH with "-w<k>" before the extension.
+PROGRESS_STATUS_FILE = ""
+PROGRESS_STATUS_INTERVAL = 2.0
+# Samples of the crawl for the run report (crawler/extensions/sampler.py): every SAMPLE_INTERVAL
+# seconds and at close a run_samples row (pages, items, errors, rejects, bytes, rendered so far;
+# requests in flight and queued); the stats get the latency histogram, per-host pages/errors/bytes
+# (SAMPLE_MAX_HOSTS hosts by name, the rest summed as "(other)") and http/browser counts.
+SAMPLE_ENABLED = True
+SAMPLE_INTERVAL = 5.0  # seconds: a small INSERT each time; a day's crawl is ~17,000 rows
+SAMPLE_MAX_HOSTS = 50
 # The fast profile's LazyStartMiddleware: start() is read only as the crawl uses its requests.
 LAZYSTART_ENABLED = True
 LAZYSTART_BUFFER = 0  # requests kept waiting in the scheduler; 0: CONCURRENT_REQUESTS
+# The HTML run report (crawler/report, `scrapy report`): REPORT_AT_CLOSE writes it when a crawl
+# ends (ReportAtClose) and prints its path; reports go to REPORT_DIR/run-<id>.html.
+REPORT_AT_CLOSE = False
+REPORT_DIR = "data/reports"
+REPORT_COMPARE_RUNS = 5  # previous runs (same spider and arguments) whose median coverage is shown
+REPORT_SNAPSHOT_LINKS = 50  # snapshot files of failed pages and rejects linked from the report
 
 # --- Incremental recrawls (conditional requests, min_age) --------------------------------------
 # Record every fetch in the store's fetch_state table; needed for conditional requests and min_age.
@@ -139,6 +157,48 @@ HEALTH_MIN_ITEM_RATIO = 0.5
 HEALTH_MAX_REJECT_RATIO = 0.5
 # Stats summed as the run's item count: a recrawl's 304s and min_age skips are items kept current.
 HEALTH_ITEM_STATS = ["item_scraped_count", "incremental/not_modified", "incremental/skipped_recent"]
+# Field coverage (crawler/extensions/coverage.py): per item table, the items with a value for each
+# field, stored with the run (field_coverage). Dict items with free-form keys: the first
+# COVERAGE_MAX_FIELDS fields of a table are tracked, the rest summed as "(other fields)".
+COVERAGE_ENABLED = True
+COVERAGE_MAX_FIELDS = 100
+# Checks across runs (crawler/quality/checks.py, run by HealthMonitor): this run against the
+# median of the last QUALITY_BASELINE_RUNS successful runs of the same spider and arguments; a
+# breach fails the run (finish reason quality_failed, exit status 1). Items: HEALTH_MIN_ITEM_RATIO.
+# 5 runs: a median that one odd run does not move, and a week of daily runs.
+QUALITY_BASELINE_RUNS = 5
+QUALITY_CHECKS = ["items", "coverage", "errors", "statuses", "rejects"]
+# Fail when a field's share of items with a value falls more than this (absolute) under its
+# median: 0.2 catches a field gone empty on a changed page, not the normal drift of optional ones.
+QUALITY_MAX_COVERAGE_DROP = 0.2
+# Coverage (and the reject ratio) is judged from this many items of a table: fewer are noise
+# (and a recrawl of 304s stores few), in this run and in each previous run counted.
+QUALITY_MIN_ITEMS = 20
+# Fail when the share of failed requests (from HEALTH_MIN_REQUESTS) rises this much over its median.
+QUALITY_MAX_ERROR_RATIO_RISE = 0.1
+# Fail when the share of a status class (2xx/3xx/4xx/5xx; 304 counts as 2xx) moves this much.
+QUALITY_MAX_STATUS_SHIFT = 0.2
+QUALITY_MAX_REJECT_RATIO_RISE = 0.1  # fail when the share of items rejected rises this much
+# Absolute floors that need no previous run: {"price": 0.95, "products.rating": 0.5}.
+QUALITY_MIN_COVERAGE: dict[str, float] = {}
+QUALITY_IGNORE_FIELDS: list[str] = []  # "field" or "table.field": not compared across runs
+# Alert hooks (crawler/extensions/alerts.py), called at close with the run summary as JSON.
+# A command line (split like a shell does, run without one): the JSON on its stdin, env
+# CRAWL_RUN_ID and CRAWL_EXIT_STATUS. "" : none.
+ALERT_COMMAND = ""
+ALERT_WEBHOOK = ""  # an http(s) URL that gets a POST of the JSON; "" : none (masked in logs)
+ALERT_ON = "failure"  # "failure": runs whose exit status is not 0; "always": every run
+ALERT_TIMEOUT = 10.0  # seconds each hook may take; a command still running is killed
+# Error snapshots (crawler/extensions/snapshots.py): every page that finally failed (HTTP >= 400
+# after retries, or an error without a response) is a failed_pages row of the run (always, for
+# `scrapy export --failed RUN`); within the caps, its response is kept in SNAPSHOT_DIR/run-<id>/
+# (headers with secrets masked, the body cut at SNAPSHOT_BODY_BYTES), as is the page of a
+# rejected item. SNAPSHOTS_ENABLED = False: no files, the rows stay.
+SNAPSHOTS_ENABLED = True
+SNAPSHOT_DIR = "data/snapshots"
+SNAPSHOT_MAX_COUNT = 100  # snapshots (JSON + body) kept per run and process; the rest counted
+SNAPSHOT_MAX_BYTES = 20 * 1024 * 1024  # bytes of snapshot files per run and process
+SNAPSHOT_BODY_BYTES = 256 * 1024  # bytes of a body kept (an error page, not a 30 MB download)
 SCHEDULE_LOG_DIR = "data/logs"  # `scrapy schedule`: <dir>/<job>/<UTC time>.log, locks, state
 SCHEDULE_STOP_TIMEOUT = 60.0  # seconds a crawl gets after SIGINT before it is killed
 
@@ -234,10 +294,20 @@ COMPONENTS: dict[str, dict[str, int | None]] = {
         "crawler.safety.logfilter.SecretLogFilter": -20,
         # JOBDIRs others could write to are refused before anything is unpickled
         "crawler.safety.jobdir.JobDirGuard": -10,
+        # field coverage of the items, published at close before the health monitor reads it
+        "crawler.extensions.coverage.FieldCoverage": 40,
         # decides the exit status at close, before the run recorder (100) writes it
         "crawler.extensions.health.HealthMonitor": 50,
         "crawler.extensions.runrecorder.RunRecorder": 100,
+        # run_samples rows and the response figures; after the run row exists (100)
+        "crawler.extensions.sampler.RunSampler": 110,
+        # failed_pages rows and snapshot files of failed pages and rejected items' pages
+        "crawler.extensions.snapshots.ErrorSnapshots": 120,
         "crawler.extensions.progress.Progress": 200,
+        # the HTML report, after the run row is final and after the summary (REPORT_AT_CLOSE)
+        "crawler.extensions.reportwriter.ReportAtClose": 300,
+        # alert hooks (command, webhook) with the run summary, after everything else at close
+        "crawler.extensions.alerts.AlertHooks": 310,
     },
     # `scrapy check`: @path (a path on the spider's start_url) and an @scrapes that asks for values
     "SPIDER_CONTRACTS": {

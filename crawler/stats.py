@@ -44,13 +44,15 @@ ROW_MISSING = "incremental/row_missing"  # known URLs fetched in full: their ite
 ROWS_TOUCHED = "incremental/rows_touched"  # item rows marked seen by a 304
 UNSAVED = "incremental/unsaved_states"  # fetch states the store could not take at close
 # What a run looked like (issue "See a crawl"): read by the checks across runs and the report.
-# Field coverage of the items kept, per item table (crawler.extensions.coverage), published at close:
-# {table: {"items": n, "fields": {field: filled}}}; fields past COVERAGE_MAX_FIELDS summed as
-# COVERAGE_OTHER.
+# Field coverage of the items kept, per item table (crawler.extensions.coverage), published at
+# close: {table: {"items": n, "fields": {field: filled}}}; fields past COVERAGE_MAX_FIELDS summed
+# as COVERAGE_OTHER.
 COVERAGE = "coverage/tables"
 COVERAGE_OTHER = "(other fields)"
 QUALITY_CHECKS = "quality/checks"  # the checks across runs: a list of result dicts
 QUALITY_BREACHES = "quality/breaches"  # how many of them failed
+# the run row's finish reason of a crawl that finished but failed a check across runs
+QUALITY_FAILED = "quality_failed"
 # Response figures (crawler.extensions.sampler): download latency histogram {"<upper ms>": n,
 # "inf": n}; per host {host: {"pages": n, "errors": n, "bytes": n}} (capped, rest as "(other)");
 # responses by how they were fetched {"http": n, "browser": n}.
@@ -60,7 +62,14 @@ FETCH_KINDS = "metrics/fetch_kinds"
 # Requests the crawl knows it will make: a URL list's seeds, a sitemap's URLs, a resumed
 # frontier's done + queued. Set (or increased) by whoever knows; the progress ETA reads it.
 PROGRESS_TOTAL = "progress/total"
-FAILED_PAGES = "failures/recorded"  # rows written to failed_pages (crawler.extensions.snapshots)
+# 1: PROGRESS_TOTAL is the whole crawl (an estimate until start() is read to its end), so the
+# progress display shows a bar and an ETA; unset for a crawl that follows links (no ETA).
+PROGRESS_TOTAL_KNOWN = "progress/total_known"
+PROGRESS_DONE_BEFORE = "progress/done_before"  # requests a resumed frontier finished before
+# requests of our spiders that ended without a response (DNS, timeout, refused, robots.txt,
+# private target): with the responses and the 304s/min_age skips, the requests done
+PROGRESS_ENDED = "progress/ended_without_response"
+FAILED_PAGES = "failures/recorded"  # failed_pages rows of the run (crawler.extensions.snapshots)
 SNAPSHOTS_SAVED = "snapshots/saved"  # snapshot files kept for failed pages and rejected items
 SNAPSHOTS_SKIPPED = "snapshots/skipped"  # not kept: SNAPSHOT_MAX_COUNT / _MAX_BYTES reached
 REPORT_PATH = "report/path"  # the HTML report written at close (REPORT_AT_CLOSE)

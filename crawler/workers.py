@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import json
 import os
 import signal
 import sqlite3
@@ -41,13 +42,22 @@ from crawler import stats as keys
 from crawler.durations import parse_duration
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED
-from crawler.extensions.health import find_baseline
+from crawler.extensions.health import previous_figures
+from crawler.extensions.progress import replace_file
 from crawler.extensions.runrecorder import command_line_settings
 from crawler.frontier.jobs import AlreadyRunning, choose_job, job_counts, job_key
 from crawler.frontier.scheduler import frontier_wanted
+from crawler.quality.checks import (
+    CheckResult,
+    QualityPolicy,
+    RunFigures,
+    breaches,
+    run_checks,
+)
 from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 from crawler.storage import Store, StoreConfig, StoreError
 from crawler.storage.liveness import this_host
+from crawler.storage.quality import RunQuality, run_coverage
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -119,6 +129,10 @@ class WorkersConfig:
     interval: float  # seconds between progress updates
     live: bool  # stderr is a terminal: one line redrawn in place
     health: keys.HealthPolicy | None  # None: HEALTH_ENABLED is off
+    quality: QualityPolicy | None = None  # the checks across runs (with HEALTH_ENABLED)
+    # PROGRESS_STATUS_FILE: the run's figures as JSON (each worker writes PATH-w<k> of its own)
+    status_file: Path | None = None
+    status_interval: float = 2.0
 
     @classmethod
     def from_settings(
@@ -140,6 +154,7 @@ class WorkersConfig:
             raise ArgumentError(f"FRONTIER_RESUME_MAX_AGE: {exc}") from None
         try:
             health = keys.HealthPolicy.from_settings(settings)
+            quality = QualityPolicy.from_settings(settings)
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         live = sys.stderr.isatty()
@@ -156,7 +171,12 @@ class WorkersConfig:
                 "PROGRESS_TTY_INTERVAL" if live else "PROGRESS_LOG_INTERVAL"
             ),
             live=live,
+            status_file=Path(str(status)).expanduser()
+            if (status := settings.get("PROGRESS_STATUS_FILE"))
+            else None,
+            status_interval=max(0.1, settings.getfloat("PROGRESS_STATUS_INTERVAL", 2.0)),
             health=health if settings.getbool("HEALTH_ENABLED") else None,
+            quality=quality if settings.getbool("HEALTH_ENABLED") else None,
         )
 
 
@@ -196,6 +216,9 @@ class Supervisor:
         self._stops_said = 0
         self.workers: list[Worker] = []
         self._last_line = 0.0
+        self._last_status = 0.0
+        self._status_warned = False
+        self._started_at = datetime.now(UTC)
 
     def run(self) -> int:
         """Choose the job, insert the run row, run the workers to the end; the exit status."""
@@ -221,7 +244,9 @@ class Supervisor:
                 signal.signal(sig, handler)
             self._kill_all()
         self._progress(run, final=True)
-        return self._finish(run)
+        status = self._finish(run)
+        self._write_status(run, final=True)
+        return status
 
     # --- start --------------------------------------------------------------------------------
     def _start(self) -> Run:
@@ -315,6 +340,9 @@ class Supervisor:
 
     def _progress(self, run: Run, *, final: bool = False) -> None:
         now = time.monotonic()
+        if not final and now - self._last_status >= self.config.status_interval:
+            self._last_status = now
+            self._write_status(run)
         if not final and now - self._last_line < self.config.interval:
             return
         self._last_line = now
@@ -342,6 +370,45 @@ class Supervisor:
         elif not final:
             say(line)
 
+    def _write_status(self, run: Run, *, final: bool = False) -> None:
+        """The run's figures for dashboards (``PROGRESS_STATUS_FILE``): the frontier's rows and
+        the workers' heartbeats; ``final``: the run row's reason and exit status. No total nor
+        ETA: the first worker reads start() as the crawl goes (the workers' own files)."""
+        path = self.config.status_file
+        if path is None:
+            return
+        try:
+            rows = self.store.run_workers(run.run_id)
+            counts = job_counts(self.store.conn, run.job_id)
+            row = self.store.run(run.run_id) if final else None
+        except (StoreError, sqlite3.Error):
+            return  # busy: the next update may work
+        elapsed = time.monotonic() - run.started
+        status = {
+            "version": 1, "state": "closed" if final else "running",
+            "spider": self.config.spider, "run_id": run.run_id, "workers": self.config.count,
+            "running_workers": sum(worker.running for worker in self.workers),
+            "pid": os.getpid(),
+            "started_at": self._started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "elapsed": round(elapsed, 2),
+            "pages": sum(int(r["pages"] or 0) for r in rows),
+            "items": sum(int(r["items"] or 0) for r in rows),
+            "errors": row["errors"] if row else None, "rejects": row["rejects"] if row else None,
+            "queue": counts["queued"], "in_flight": counts["leased"], "done": counts["done"],
+            "failed": counts["failed"],
+            "pages_per_second": round(counts["done"] / max(elapsed, 0.001), 2),
+            "total": None, "percent": None, "eta_seconds": None,
+            "finish_reason": row["finish_reason"] if row else None,
+            "exit_status": row["exit_status"] if row else None,
+        }  # fmt: skip
+        try:
+            replace_file(path, json.dumps(status, indent=1) + "\n")
+        except OSError as exc:
+            if not self._status_warned:
+                self._status_warned = True
+                say(f"status file {path} not written: {exc.strerror or exc}")
+
     # --- the end ------------------------------------------------------------------------------
     def _finish(self, run: Run) -> int:
         rows = {int(row["worker"]): row for row in self.store.run_workers(run.run_id)}
@@ -355,7 +422,12 @@ class Supervisor:
             pages=sum(int(row["pages"] or 0) for row in rows.values()),
             items=sum(int(row["items"] or 0) for row in rows.values()),
         )
-        verdict = self._judge(run, reason, stats)
+        verdict, results = self._judge(run, reason, stats)
+        checks = [*(stats.get(keys.QUALITY_CHECKS) or []), *(r.as_dict() for r in results)]
+        stats[keys.QUALITY_CHECKS] = checks
+        stats[keys.QUALITY_BREACHES] = sum(not check.get("passed") for check in checks)
+        if reason == "finished" and stats[keys.QUALITY_BREACHES]:
+            reason = keys.QUALITY_FAILED  # the crawl finished, its data failed a check
         status = max(verdict.exit_status, *(status for _, status, _ in outcomes))
         failures = dict.fromkeys(verdict.failures)  # the run's, then what only a worker had
         for index, (_, _, text) in enumerate(outcomes):
@@ -365,7 +437,7 @@ class Supervisor:
         stats[keys.HEALTH_STATUS], stats[keys.HEALTH_FAILURE] = status, failure
         self.store.finish_run(
             run.run_id, reason=reason, counts=counts, exit_status=status, stats=stats,
-            failure=failure,
+            failure=failure, quality=RunQuality(coverage=None, checks=checks),
         )  # fmt: skip
         say(
             f"run {run.run_id} {reason}: {counts.pages} pages, {counts.items} items,"
@@ -375,23 +447,41 @@ class Supervisor:
             say(f"CSV: {path}")
         return status
 
-    def _judge(self, run: Run, reason: str, stats: Mapping[str, Any]) -> keys.Verdict:
-        """The health rules on the whole run: a worker's items alone are not compared with the
-        previous run's (``crawler.extensions.health``), their sum is."""
+    def _judge(
+        self, run: Run, reason: str, stats: Mapping[str, Any]
+    ) -> tuple[keys.Verdict, list[CheckResult]]:
+        """The health rules on the whole run, and the checks across runs that a worker cannot
+        make alone (``crawler.extensions.health``): the items and the field coverage of all
+        the workers against the previous runs'. The workers checked their own ratios."""
         policy = self.config.health
         if policy is None:
-            return keys.Verdict(0)  # the workers' own statuses (finish reasons) still count
+            return keys.Verdict(0), []  # the workers' own statuses (finish reasons) still count
+        verdict = keys.judge(reason, stats, policy, None)
+        results = self._checks(run, stats, policy)
+        failures = (*verdict.failures, *breaches(results))
+        for line in failures:
+            say(f"run failed: {line}")
+        return keys.Verdict(1 if failures else 0, failures), results
+
+    def _checks(
+        self, run: Run, stats: Mapping[str, Any], policy: keys.HealthPolicy
+    ) -> list[CheckResult]:
+        quality = self.config.quality
+        if quality is None or keys.fetched_nothing(stats, policy.items(stats)):
+            return []
+        if stats.get(keys.FRONTIER_RESUMED):
+            return []  # it finishes another run's crawl: its items are only the rest
+        whole = dataclasses.replace(quality, checks=quality.checks & {"items", "coverage"})
         try:
-            baseline = find_baseline(
-                self.store, self.config.spider, self.arguments, policy, run.run_id
+            coverage = run_coverage(self.store.conn, [run.run_id]).get(run.run_id, {})
+            previous = previous_figures(
+                self.store, self.config.spider, self.arguments, run.run_id, quality
             )
         except (sqlite3.Error, StoreError, ValueError) as exc:
-            say(f"previous run not read, item count not compared: {exc}")
-            baseline = None
-        verdict = keys.judge(reason, stats, policy, baseline)
-        for line in verdict.failures:
-            say(f"run failed: {line}")
-        return verdict
+            say(f"previous runs not read, this run not compared with them: {exc}")
+            return []
+        current = RunFigures.from_stats(stats, coverage, quality.item_stats)
+        return run_checks(current, previous, whole)
 
     def _outcome(self, worker: Worker, row: Mapping[str, Any] | None) -> tuple[str, int, str]:
         """A worker's finish reason, exit status and failure text ('' when it did well)."""

@@ -10,7 +10,9 @@ Endpoints (any origin): ``/page[?sleep=S]``, ``/private/…``, ``/never``, ``/st
 ``/redirect?to=URL``, ``/loop``, ``/chain?n=N``, ``/meta-loop``, ``/calendar?d=DATE``,
 ``/counter?n=N``, ``/a/a/…``, ``/long?n=N``, ``/advertised``, ``/endless``,
 ``/bomb?enc=gzip|deflate|br|zstd|nested``, ``/gzip?cut=1``, ``/text?kind=…``,
-``/hostile?kind=deep|text|links[&n=N]``, ``/xml/laughs.xml``, ``/xml/external.xml``.
+``/hostile?kind=deep|text|links[&n=N]``, ``/xml/laughs.xml``, ``/xml/external.xml``,
+``/status?code=N[&size=BYTES][&cookie=VALUE]`` (a page with that status, BYTES of padding, and
+a ``Set-Cookie`` header).
 Per-URL counters (``/flaky``, ``/throttle``) count by the whole target: add ``&key=…`` to make a
 URL of a test's own.
 """
@@ -162,6 +164,7 @@ class FaultServer:
             "/hostile": self._hostile,
             "/xml/laughs.xml": self._laughs,
             "/xml/external.xml": self._external,
+            "/status": self._status,
         }
 
     # -- control ----------------------------------------------------------------------------
@@ -283,6 +286,12 @@ class FaultServer:
     async def _page(self, req: Req, w: asyncio.StreamWriter) -> None:
         await asyncio.sleep(float(req.query.get("sleep", "0")))
         await self._send(w, page(req.query.get("title") or f"Page {req.target}"))
+
+    async def _status(self, req: Req, w: asyncio.StreamWriter) -> None:
+        code = int(req.query.get("code", "500"))
+        body = page(f"Status {code}", "x" * int(req.query.get("size", "0")))
+        cookie = {"Set_Cookie": req.query["cookie"]} if "cookie" in req.query else {}
+        await self._send(w, body, code, **cookie)
 
     async def _robots(self, req: Req, w: asyncio.StreamWriter) -> None:
         origin = req.origin

@@ -22,8 +22,10 @@ from crawler.demo.server import DemoSite
 from crawler.durations import parse_duration
 from crawler.scheduling.due import is_due, latest_fire
 from crawler.scheduling.job import Job
+from crawler.scheduling.runner import failure_reasons
 from crawler.scheduling.schedulefile import ScheduleError, load_schedule
 from crawler.scheduling.state import State
+from tests.faultserver import FaultServer
 from tests.support import ROOT, run_contained, scrapy_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -202,6 +204,46 @@ def test_once_exits_1_when_a_run_fails(refused_url: str, tmp_path: Path) -> None
     assert "1 run(s): 0 ok, 1 failed (down)" in done.stderr
     (run,) = store_runs(tmp_path / "db.sqlite")
     assert run["failure"].startswith("errors: 1 of 1 requests failed")
+
+
+def test_the_line_of_a_failed_run_says_why(tmp_path: Path) -> None:
+    with FaultServer() as server:  # every page answers 500
+        pages = json.dumps([server.url(f"/status?code=500&key={n}") for n in range(3)])
+        jobs = write(
+            tmp_path / "jobs.toml",
+            f'[jobs.broken]\nspider = "pages"\ncron = "* * * * *"\n'
+            f'arguments = {{ url = {pages} }}\nsettings = {{ CRAWL_PROFILE = "fast" }}\n',
+        )
+        db = tmp_path / "db.sqlite"
+        done = schedule(str(jobs), "--once", "-s", f"SQLITE_PATH={db}", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    (run,) = store_runs(db)
+    assert run["failure"].startswith("errors: 3 of 3 requests failed (100%")
+    (line,) = [line for line in done.stderr.splitlines() if "job broken: failed" in line]
+    assert line.endswith(f"; why: {run['failure']}")  # the runs row's words, in the job's line
+    assert "job broken: failed, exit status 1, " in line and ", log " in line
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("log", "why"),
+    [
+        ("x [crawler.extensions.health] ERROR: run failed: errors: 3 of 3\n"
+         "x [crawler.extensions.health] ERROR: run failed: quality: price coverage 0% vs 100%\n",
+         "errors: 3 of 3; quality: price coverage 0% vs 100%"),
+        # a WORKERS run: its parent's verdict on the whole run, not a worker's on its share
+        ("x ERROR: run failed: errors: 2 of 2\nworkers: run failed: items: 1 items, under 50%\n"
+         "x ERROR: run failed: errors: 2 of 2\n", "items: 1 items, under 50%"),
+        ("error: HEALTH_MAX_ERROR_RATIO must be a number between 0 and 1, not 'x'\n",
+         "HEALTH_MAX_ERROR_RATIO must be a number between 0 and 1, not 'x'"),
+        ("".join(f"x ERROR: run failed: r{n}\n" for n in range(7)),
+         "r0; r1; r2; r3; r4; and 2 more (see the log)"),
+        ("x INFO: Spider closed (shutdown)\n", None),
+    ],
+)  # fmt: skip
+def test_failure_reasons_from_the_log(tmp_path: Path, log: str, why: str | None) -> None:
+    assert failure_reasons(write(tmp_path / "run.log", log)) == why
+    assert failure_reasons(tmp_path / "gone.log") is None
 
 
 def test_overlap_is_refused_and_a_crashed_holder_leaves_no_lock(

@@ -87,12 +87,13 @@ def test_fewer_items_than_the_previous_run_fails(demo_site: DemoSite, run_crawl:
     )
     assert broken.returncode == 1
     run = last_run(broken)
+    # the item count is one of the checks across runs: against the median of the previous runs
     expected = [
-        f"items: 0 items, under 50% of the 6 items of run {baseline['id']} (HEALTH_MIN_ITEM_RATIO)",
         "rejects: all 6 items were rejected, none stored (see the rejects table)",
+        "quality: 0 items vs 6 median of 2 runs (HEALTH_MIN_ITEM_RATIO is 50%)",
     ]
     assert run["failure"] == "; ".join(expected)
-    assert (run["exit_status"], run["finish_reason"], run["items"]) == (1, "finished", 0)
+    assert (run["exit_status"], run["finish_reason"], run["items"]) == (1, "quality_failed", 0)
     assert [line.split("run failed: ")[1] for line in error_lines(broken)] == expected
     # A third run with other arguments has no previous run to compare with.
     other = run_crawl("products", "-a", f"start_url={demo_site.url}", "-a", "max_products=2")

@@ -12,6 +12,8 @@ Differences from Scrapy's own command:
   password is a one-line error and exit status 2.
 * ``-s WORKERS=N`` (N > 1 or ``auto``): this process supervises N crawl processes of one run
   (``crawler.workers``) instead of crawling itself.
+* ``--status-file PATH`` (``-s PROGRESS_STATUS_FILE=PATH``): the live progress as JSON for
+  dashboards (``crawler.extensions.progress``).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from crawler.addon import install_defaults
 from crawler.arguments import join_repeated, refuse_config_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, usage_errors
+from crawler.extensions.progress import add_status_file_option, status_file_setting
 from crawler.frontier.jobs import ARGUMENTS_SETTING
 from crawler.frontier.scheduler import FrontierConfig, frontier_mode, frontier_wanted
 from crawler.itemtables import TableRules
 from crawler.profiles import PROFILES
+from crawler.quality.checks import QualityPolicy
 from crawler.rendering.browser import check_browser
 from crawler.safety.jobdir import UntrustedJobDir, check_jobdir
 from crawler.stats import HealthPolicy, recorded_verdict
@@ -51,7 +55,12 @@ class Command(ScrapyCrawlCommand):
         "RUN_RECORD": True,
     }
 
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        add_status_file_option(parser)
+
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        status_file_setting(opts)  # before the -s options are applied (and given to workers)
         given = list(opts.spargs or [])  # as typed: repeated for each worker
         opts.spargs = join_repeated(opts.spargs or [])
         super().process_options(args, opts)
@@ -94,6 +103,7 @@ class Command(ScrapyCrawlCommand):
             raise ArgumentError(f"unknown CRAWL_PROFILE {profile!r}: choose {', '.join(PROFILES)}")
         try:
             HealthPolicy.from_settings(self.settings)
+            QualityPolicy.from_settings(self.settings)
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         try:

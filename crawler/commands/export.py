@@ -1,5 +1,10 @@
 """``scrapy export TABLE -o FILE``: stream an item table of the store to CSV, JSONL or Parquet.
 
+``scrapy export --failed RUN -o FILE``: the URLs that failed in run RUN (``failed_pages``,
+recorded by ``crawler.extensions.snapshots``), distinct, in the order they first failed, one per
+line: a seed file that ``scrapy crawl pages -a urls=FILE`` reads back. A run without failures
+gives an empty file (a stale list from an earlier export is replaced, never fetched again).
+
 Reads the store read-only (read-write only with ``--changed-since-last-export``, to keep the
 cursor), writes to a hidden temporary file beside FILE and renames it into place when complete.
 Errors are one line starting ``error:``; exit status 2 for bad input, 1 for a failed export.
@@ -38,15 +43,29 @@ from crawler.export.stream import (
     require_pyarrow,
     run_export,
 )
+from crawler.storage.failures import failed_urls, has_failed_pages_table
 from crawler.storage.inferred import column_kinds
 from crawler.storage.reads import get_run, item_tables, open_readonly, spiders, table_columns
 from crawler.storage.store import StoreError
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterable
     from types import FrameType
 
     from crawler.export.columns import Column
+
+# Options of a table export, by attribute: --failed writes a URL list and takes none of them.
+TABLE_OPTIONS = {
+    "format": "--format",
+    "spider": "--spider",
+    "run": "--run",
+    "since": "--since",
+    "cursor": "--changed-since-last-export",
+    "fields": "--fields",
+    "encoding": "--encoding",
+    "no_neutralize": "--no-neutralize",
+}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -64,10 +83,10 @@ class Command(ScrapyCommand):
         install_defaults(self.settings)  # what a crawl would read: SQLITE_PATH, EXPORT_*…
 
     def syntax(self) -> str:
-        return "TABLE -o FILE [options]"
+        return "TABLE -o FILE [options] | --failed RUN -o FILE"
 
     def short_desc(self) -> str:
-        return "Export an item table of the store to CSV, JSON Lines or Parquet"
+        return "Export an item table to CSV, JSON Lines or Parquet, or a run's failed URLs"
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
@@ -85,6 +104,11 @@ class Command(ScrapyCommand):
         )
         add("--fields", metavar="A,B,…", help="columns to export, in this order")
         add("--db", metavar="PATH", help="the store (default: the SQLITE_PATH setting)")
+        add(
+            "--failed",
+            metavar="RUN",
+            help="instead of a table: the URLs that failed in run RUN, one per line",
+        )
         add("--encoding", metavar="NAME", help="CSV encoding (default: CSV_ENCODING), strict")
         add(
             "--no-neutralize",
@@ -111,6 +135,8 @@ class Command(ScrapyCommand):
 
     def _run(self, args: list[str], opts: argparse.Namespace, started: float) -> str:
         assert self.settings is not None
+        if opts.failed is not None:
+            return self._export_failed(args, opts, started)
         if len(args) != 1:
             raise ExportUsageError("give one table to export: scrapy export TABLE -o FILE")
         if not opts.output:
@@ -149,6 +175,43 @@ class Command(ScrapyCommand):
                 return self._deliver(conn, job, opts, config, started)
         except sqlite3.Error as exc:
             raise ExportError(f"{db}: {exc}") from exc
+
+    def _export_failed(self, args: list[str], opts: argparse.Namespace, started: float) -> str:
+        """``--failed RUN``: the run's failed URLs as a seed file."""
+        assert self.settings is not None
+        if args:
+            raise ExportUsageError("give a TABLE or --failed RUN, not both")
+        given = [flag for name, flag in TABLE_OPTIONS.items() if getattr(opts, name)]
+        if given:
+            raise ExportUsageError(f"--failed writes a URL list: {', '.join(given)} is for tables")
+        if not opts.output:
+            raise ExportUsageError("give the output with -o FILE (or -o - for stdout)")
+        run_id = _run_id(opts.failed, "--failed")
+        assert run_id is not None
+        config = ExportConfig.from_settings(self.settings)
+        db = str(opts.db or config.db_path)
+        try:
+            conn = open_readonly(db, config.busy_timeout)
+        except StoreError as exc:
+            raise ExportError(str(exc)) from None
+        try:
+            with closing(conn):
+                if get_run(conn, run_id) is None:
+                    raise ExportUsageError(f"no run {run_id} in {db} (see `scrapy runs`)")
+                if not has_failed_pages_table(conn):
+                    raise ExportError(
+                        f"{db}: the store is older than failed-page recording (no failed_pages"
+                        " table); a crawl with this version upgrades it"
+                    )
+                count = _write_lines(failed_urls(conn, run_id), opts.output)
+        except sqlite3.Error as exc:
+            raise ExportError(f"{db}: {exc}") from exc
+        where = "stdout" if opts.output == "-" else opts.output
+        if not count:
+            empty = "" if opts.output == "-" else f": wrote an empty {where}"
+            return f"run {run_id} had no failed pages{empty}"
+        took = time.monotonic() - started
+        return f"exported {count:,} failed URLs of run {run_id} to {where} in {took:.1f} s"
 
     def _deliver(
         self,
@@ -189,13 +252,29 @@ class Command(ScrapyCommand):
         return pick(columns, [name.strip() for name in fields.split(",") if name.strip()])
 
 
-def _run_id(text: str | None) -> int | None:
+def _run_id(text: str | None, option: str = "--run") -> int | None:
     if text is None:
         return None
     try:
         return int(text)
     except ValueError:
-        raise ExportUsageError(f"--run {text!r} is not a run id (a number)") from None
+        raise ExportUsageError(f"{option} {text!r} is not a run id (a number)") from None
+
+
+def _write_lines(lines: Iterable[str], output: str) -> int:
+    """Write ``lines`` one per line (UTF-8) to ``output`` (published whole) or stdout (``-``)."""
+    count = 0
+    if output == "-":
+        for line in lines:
+            sys.stdout.write(f"{line}\n")
+            count += 1
+        sys.stdout.flush()
+        return count
+    with atomic_output(Path(output)) as handle:
+        for line in lines:
+            handle.write(f"{line}\n".encode())
+            count += 1
+    return count
 
 
 def _encoding(name: str | None, fmt: str, config: ExportConfig) -> str:

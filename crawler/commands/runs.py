@@ -10,7 +10,9 @@ status 2 for bad input, 1 for a missing store or an unknown run.
 A run whose processes are gone shows ``killed`` (marked so by the next crawl, or seen here
 already: see ``crawler.storage.liveness`` and ``RUN_STALE_SECONDS``). The latest run of a
 frontier job that is still open with requests queued or leased shows ``(resumable)``: the same
-command resumes it. One run in detail lists its worker processes and its job's request counts.
+command resumes it. One run in detail lists its worker processes and its job's request counts,
+its field coverage per item table (``field_coverage``, with the previous runs' median where a
+check compared them) and the results of the checks across runs (``runs.checks``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from crawler.addon import install_defaults
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
 from crawler.export.columns import to_datetime
 from crawler.safety.secrets import Redactor, mask_url_credentials, masked
+from crawler.stats import COVERAGE, COVERAGE_OTHER, QUALITY_CHECKS
 from crawler.storage.liveness import KILLED
+from crawler.storage.quality import run_checks_of, run_coverage
 from crawler.storage.reads import (
     dead_runs,
     get_run,
@@ -162,6 +166,8 @@ def detail(
     run: dict[str, Any],
     workers: list[dict[str, Any]] | None = None,
     job: dict[str, Any] | None = None,
+    coverage: dict[str, dict[str, Any]] | None = None,
+    checks: list[dict[str, Any]] | None = None,
 ) -> str:
     reason = reason_label(run)
     exit_status = run.get("exit_status")
@@ -183,9 +189,14 @@ def detail(
         *([_job_line(job)] if job else []),
     ]
     lines += _workers(workers or [])
+    lines += _coverage(coverage or {}, checks or [])
+    lines += _checks(checks or [])
     lines += _mapping("arguments", masked("", run.get("arguments")))
     lines += _mapping("settings", masked("", run.get("settings")))
-    lines += _mapping("stats", Redactor(()).redact_values(run.get("stats")))
+    stats = run.get("stats")
+    if isinstance(stats, dict) and (coverage or checks):  # shown above, not again as JSON
+        stats = {k: v for k, v in stats.items() if k not in (COVERAGE, QUALITY_CHECKS)}
+    lines += _mapping("stats", Redactor(()).redact_values(stats))
     return "\n".join(lines)
 
 
@@ -212,6 +223,52 @@ def _workers(workers: list[dict[str, Any]]) -> list[str]:
         + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in (WORKER_HEADERS, *rows)
     ]
+
+
+def _coverage(coverage: dict[str, dict[str, Any]], checks: list[dict[str, Any]]) -> list[str]:
+    """Per item table, the share of items with each field filled, with the previous runs'
+    median beside it when a check compared them (``runs.checks``)."""
+    if not coverage:
+        return []
+    medians = {
+        str(c.get("subject")): c
+        for c in checks
+        if c.get("check") == "coverage" and c.get("baseline") is not None
+    }
+    lines = ["field coverage:"]
+    for table, figures in sorted(coverage.items()):
+        items = int(figures.get("items") or 0)
+        fields = figures.get("fields") or {}
+        lines.append(f"  {table} ({items:,} items)")
+        width = max(len(str(name)) for name in fields) if fields else 0
+        for name, filled in fields.items():
+            if name == COVERAGE_OTHER:
+                lines.append(f"    {name:<{width}}  {int(filled):,} values")
+                continue
+            share = f"{int(filled) / items:>4.0%}" if items else "   -"
+            found = medians.get(f"{table}.{name}")
+            beside = (
+                f"  (median {found['baseline']:.0%} of {found['runs']} previous"
+                f" {'run' if found['runs'] == 1 else 'runs'})"
+                if found
+                else ""
+            )
+            lines.append(f"    {name:<{width}}  {share}{beside}")
+    return lines
+
+
+def _checks(checks: list[dict[str, Any]]) -> list[str]:
+    """The checks across runs, one line each, failed ones first; the coverage checks that
+    passed are in the coverage lines above."""
+    if not checks:
+        return []
+    failed = [c for c in checks if not c.get("passed")]
+    lines = [f"checks: {len(checks) - len(failed)} passed, {len(failed)} failed"]
+    shown = [c for c in checks if not c.get("passed") or c.get("check") != "coverage"]
+    for check in sorted(shown, key=lambda c: bool(c.get("passed"))):
+        state = "passed" if check.get("passed") else "FAILED"
+        lines.append(f"  {state}  {check.get('check', '-'):<8}  {check.get('message', '')}")
+    return lines
 
 
 class Command(ScrapyCommand):
@@ -260,7 +317,10 @@ class Command(ScrapyCommand):
                         raise RunsError(f"no run {run_id} in {db} (see `scrapy runs`)")
                     annotate(conn, [run], stale)
                     job = job_summary(conn, run["job_id"]) if run.get("job_id") else None
-                    print(detail(run, worker_states(conn, run_id, stale), job))
+                    coverage = run_coverage(conn, [run_id]).get(run_id)
+                    checks = run_checks_of(conn, run_id)
+                    workers = worker_states(conn, run_id, stale)
+                    print(detail(run, workers, job, coverage, checks))
                     return
                 runs = annotate(conn, list_runs(conn, limit, opts.spider), stale)
         except StoreError as exc:

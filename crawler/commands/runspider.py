@@ -3,7 +3,8 @@
 Stock Scrapy exits 0 unless the crawl could not start; a user's spider file run inside the project
 gets the project's verdict instead (``crawler.stats.judge``, as recorded in the runs row).
 ``-s WORKERS=N`` (N > 1 or ``auto``) runs the file's spider in N processes, as ``scrapy crawl``
-does (``crawler.workers``).
+does (``crawler.workers``). ``--status-file PATH`` writes the live progress as JSON, as for
+``scrapy crawl``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scrapy.utils.spider import iter_spider_classes
 from crawler.addon import install_defaults
 from crawler.arguments import refuse_config_arguments
 from crawler.exitcodes import EXIT_FAILED, usage_errors
+from crawler.extensions.progress import add_status_file_option, status_file_setting
 from crawler.frontier.jobs import ARGUMENTS_SETTING
 from crawler.stats import recorded_verdict
 from crawler.workers import WorkersConfig, supervise, worker_arguments, workers_wanted
@@ -38,7 +40,12 @@ class Command(ScrapyRunSpiderCommand):
         "RUN_RECORD": True,
     }
 
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        add_status_file_option(parser)
+
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
+        status_file_setting(opts)  # before the -s options are applied (and given to workers)
         given = list(opts.spargs or [])  # as typed: repeated for each worker
         super().process_options(args, opts)
         assert self.settings is not None

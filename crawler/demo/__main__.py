@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from crawler.demo.crawl import run_demo_crawl
+from crawler.demo.pages import BREAKABLE_FIELDS
 from crawler.demo.server import product_ids, serve_forever
 
 if TYPE_CHECKING:
@@ -27,11 +28,20 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="IDS",
         help="serve these products changed (e.g. 5,17,99): new price, description, ETag",
     )
+    serve.add_argument(
+        "--break-field",
+        action="append",
+        default=[],
+        choices=sorted(BREAKABLE_FIELDS),
+        metavar="FIELD",
+        help="serve this product field with changed markup, so the products spider finds"
+        f" nothing for it (repeatable; one of {', '.join(sorted(BREAKABLE_FIELDS))})",
+    )
     serve.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    serve_forever(args.host, args.port, args.slow_seconds, args.change)
+    serve_forever(args.host, args.port, args.slow_seconds, args.change, args.break_field)
     return 0
 
 

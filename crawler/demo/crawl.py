@@ -2,7 +2,7 @@
 
 This is what ``make crawl`` runs: a real crawl, in its own ``scrapy crawl`` process, against the
 demo site on a free port of 127.0.0.1; the crawl itself prints the summary and where the
-SQLite store and CSV file are.
+SQLite store, the CSV file and the HTML report (``REPORT_AT_CLOSE``) are.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def crawl_command(url: str, spider: str, extra: Sequence[str]) -> list[str]:
         # in `extra` brings Scrapy's full log back.
         "-s",
         "LOG_LEVEL=WARNING",
+        # ...and the HTML report (scrapy report) of the run, whose path it prints last.
+        "-s",
+        "REPORT_AT_CLOSE=True",
         *extra,
     ]
 

@@ -30,7 +30,7 @@ from crawler.demo.catalog import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 HTML = "text/html; charset=utf-8"
 # Last-Modified of every page at version 0; each revision of a product adds a day.
@@ -196,7 +196,11 @@ def listing(
 
 
 def product_page(
-    pid: str, host: str, slow_seconds: float, revisions: Mapping[int, int] = NO_REVISIONS
+    pid: str,
+    host: str,
+    slow_seconds: float,
+    revisions: Mapping[int, int] = NO_REVISIONS,
+    broken: Iterable[str] = (),
 ) -> Page:
     if not re.fullmatch(r"[1-9][0-9]{0,3}", pid) or int(pid) > PRODUCT_COUNT:
         return not_found()
@@ -211,7 +215,7 @@ def product_page(
         f'<link rel="canonical" href="http://{host}/products/{p.id}"></head><body>'
         f'<nav class="breadcrumb"><a href="/">Home</a> &rsaquo; '
         f'<a href="/catalog/{p.category.slug}/">{escape(p.category.name)}</a></nav>'
-        f"{product_div(p)}</body></html>"
+        f"{product_div(p, broken)}</body></html>"
     )
     if legacy:
         page = cp1252_page(text)
@@ -221,7 +225,24 @@ def product_page(
     return page
 
 
-def product_div(p: Product) -> str:
+# Fields whose markup `broken` changes as a redesign would (class and attribute renamed), so that
+# a spider's selectors find nothing for them; none is required, so items are still stored.
+BREAKABLE_FIELDS: dict[str, tuple[str, str]] = {
+    "rating": ('<div class="rating" data-rating=', '<div class="score" data-score='),
+    "description": ('<div class="description">', '<div class="summary">'),
+    "in_stock": ('<p class="availability">', '<p class="stock-state">'),
+}
+
+
+def break_fields(html: str, broken: Iterable[str]) -> str:
+    """``html`` with the markup of the ``broken`` fields renamed (see ``BREAKABLE_FIELDS``)."""
+    for name in broken:
+        old, new = BREAKABLE_FIELDS[name]
+        html = html.replace(old, new)
+    return html
+
+
+def product_div(p: Product, broken: Iterable[str] = ()) -> str:
     messy = p.id == MESSY_ID
     if p.price is None:
         price = '<p class="price">Price on request</p>'
@@ -235,7 +256,7 @@ def product_div(p: Product) -> str:
     related = "".join(
         f'<a href="/products/{r}">{escape(catalog.products[r - 1].name)}</a>' for r in p.related_ids
     )
-    return (
+    return break_fields(
         f'<div class="product" data-sku="{p.sku}">'
         f'<h1 class="product-name">{_MESSY_NAME if messy else escape(p.name)}</h1>'
         f'<p class="sku">SKU: <span class="sku-value">{p.sku}</span></p>{price}'
@@ -243,7 +264,8 @@ def product_div(p: Product) -> str:
         f'<div class="rating" data-rating="{p.rating:.1f}">Rated {p.rating:.1f} out of 5</div>'
         f'<div class="description"><p>{_MESSY_DESCRIPTION if messy else escape(p.description)}'
         f'</p></div><ul class="gallery">{images}</ul>'
-        f'<section class="related"><h2>Related</h2>{related}</section></div>'
+        f'<section class="related"><h2>Related</h2>{related}</section></div>',
+        broken,
     )
 
 

@@ -29,7 +29,7 @@ from crawler.demo.pages import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 
 def route(
@@ -38,9 +38,11 @@ def route(
     host: str,
     slow_seconds: float,
     revisions: Mapping[int, int] = NO_REVISIONS,
+    broken: Iterable[str] = (),
 ) -> Page:
     """The page for a request path (without its query string); ``revisions``: product id ->
-    how many times it was changed (see ``revised``)."""
+    how many times it was changed (see ``revised``); ``broken``: product fields whose markup
+    is changed so that the spider finds nothing (see ``BREAKABLE_FIELDS``)."""
     static: dict[str, Callable[[], Page]] = {
         "/": home,
         "/catalog/": catalog_index,
@@ -61,7 +63,7 @@ def route(
     if match := re.fullmatch(r"/catalog/([a-z-]+)/", path):
         return listing(match[1], query, revisions)
     if match := re.fullmatch(r"/products/([^/]+)", path):
-        return product_page(match[1], host, slow_seconds, revisions)
+        return product_page(match[1], host, slow_seconds, revisions, broken)
     if (match := re.fullmatch(r"/old-products/([1-9][0-9]{0,3})", path)) and (
         int(match[1]) <= PRODUCT_COUNT
     ):

@@ -26,6 +26,7 @@ from crawler.demo.catalog import (
     PRODUCT_COUNT,
     build_catalog,
 )
+from crawler.demo.pages import BREAKABLE_FIELDS
 from crawler.demo.routes import route
 
 if TYPE_CHECKING:
@@ -51,7 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         site.count_hit(url.path, self.headers)
         host = escape(self.headers.get("Host") or site.netloc)
-        page = route(url.path, parse_qs(url.query), host, site.slow_seconds, site.revisions)
+        page = route(
+            url.path, parse_qs(url.query), host, site.slow_seconds, site.revisions,
+            site.broken_fields,
+        )  # fmt: skip
         api = site.api_delay if url.path.startswith("/js/api/") else 0.0
         delay = max(page.delay, api, site.page_delay)
         if delay:
@@ -118,7 +122,9 @@ class _Server(ThreadingHTTPServer):
 class DemoSite:
     """The demo shop on ``host:port`` (0: a free port), served from a daemon thread.
 
-    ``changed_ids``: products revised once from the start (like ``change_products``). What the
+    ``changed_ids``: products revised once from the start (like ``change_products``).
+    ``broken_fields``: product fields served with changed markup (``BREAKABLE_FIELDS``: rating,
+    description, in_stock), so that the products spider finds nothing for them. What the
     site was asked: ``hits`` (requests per path), ``not_modified`` (304 answers per path) and
     ``request_headers`` (the last request's headers per path).
     """
@@ -131,8 +137,10 @@ class DemoSite:
         changed_ids: Iterable[int] = (),
         api_delay: float = 0.0,
         page_delay: float = 0.0,
+        broken_fields: Iterable[str] = (),
     ) -> None:
         self.host, self.port, self.slow_seconds = host, port, slow_seconds
+        self.broken_fields = frozenset(broken_fields)  # see break_fields; may be set while serving
         self.api_delay = api_delay  # seconds every JSON answer of the JavaScript shop waits
         self.page_delay = page_delay  # seconds every answer waits at least (a distant server)
         self.hits: collections.Counter[str] = collections.Counter()
@@ -141,6 +149,9 @@ class DemoSite:
         self.revisions: dict[int, int] = {}  # product id -> times changed; replaced, not mutated
         self._lock = threading.Lock()
         self.change_products(changed_ids)
+        if unknown := sorted(self.broken_fields - set(BREAKABLE_FIELDS)):
+            known = ", ".join(BREAKABLE_FIELDS)
+            raise ValueError(f"cannot break field {unknown[0]!r} (breakable: {known})")
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -211,7 +222,11 @@ def product_ids(text: str) -> list[int]:
 
 
 def serve_forever(
-    host: str, port: int, slow_seconds: float, changed_ids: Iterable[int] = ()
+    host: str,
+    port: int,
+    slow_seconds: float,
+    changed_ids: Iterable[int] = (),
+    broken_fields: Iterable[str] = (),
 ) -> None:
     """Serve, print ``Demo site at URL`` and block until SIGINT or SIGTERM."""
     stopped = threading.Event()
@@ -221,7 +236,7 @@ def serve_forever(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with DemoSite(host, port, slow_seconds, changed_ids) as site:
+    with DemoSite(host, port, slow_seconds, changed_ids, broken_fields=broken_fields) as site:
         print(f"Demo site at {site.url}", flush=True)
         while not stopped.wait(0.2):
             pass

@@ -2,13 +2,18 @@
 
 Settings: ``HEALTH_ENABLED``, ``HEALTH_OK_REASONS``, ``HEALTH_MAX_ERROR_RATIO``,
 ``HEALTH_MIN_REQUESTS``, ``HEALTH_MIN_ITEM_RATIO``, ``HEALTH_ITEM_STATS`` (rules in
-``crawler.stats.judge``). The previous successful run of the same spider with the same arguments
-comes from the store's ``runs`` table. The verdict goes to the stats (``health/exit_status``,
-``health/failure``), where the run recorder and ``scrapy crawl`` read it, and each failure is
-logged as one ERROR line. Registered before ``RunRecorder`` so that it runs first at close.
-A worker of a run of several processes (``WORKER_COUNT`` > 1) does not compare its items with the
-previous run's: it has only its share of them; the workers' parent (``crawler.workers``) compares
-the sum.
+``crawler.stats.judge``), and the ``QUALITY_*`` settings of the checks across runs
+(``crawler.quality.checks``): this run's items, field coverage (``stats.COVERAGE``, published
+by ``FieldCoverage`` before this runs), error ratio, status-code mix and reject ratio against
+the median of the last ``QUALITY_BASELINE_RUNS`` successful runs of the same spider with the same
+arguments (the store's ``runs`` and ``field_coverage`` tables). The verdict goes to the stats
+(``health/exit_status``, ``health/failure``; every check's result in ``quality/checks``, the
+breaches counted in ``quality/breaches``), where the run recorder and ``scrapy crawl`` read it,
+and each failure is logged as one ERROR line (``run failed: quality: …`` for a breach).
+Registered before ``RunRecorder`` so that it runs first at close.
+A worker of a run of several processes (``WORKER_COUNT`` > 1) and a run that resumes another's
+crawl do not compare their items and coverage with the previous runs': they have only part of
+them; the workers' parent (``crawler.workers``) compares the sum.
 """
 
 from __future__ import annotations
@@ -24,7 +29,16 @@ from scrapy.exceptions import NotConfigured
 from crawler import stats as keys
 from crawler.arguments import SCRAPYD_ARGUMENTS
 from crawler.meta import is_own_request
+from crawler.quality.checks import (
+    LOOKBACK,
+    CheckResult,
+    QualityPolicy,
+    RunFigures,
+    breaches,
+    run_checks,
+)
 from crawler.storage import StoreError, store_for
+from crawler.storage.quality import run_coverage
 from crawler.storage.schema import to_json
 
 if TYPE_CHECKING:
@@ -47,32 +61,56 @@ def comparable(arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in SCRAPYD_ARGUMENTS}
 
 
-def find_baseline(
+def previous_runs(
+    store: Store, spider: str, arguments: Mapping[str, Any], run_id: int | None, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """The latest ``limit`` successful runs of ``spider`` with the same arguments, before
+    ``run_id``, newest first: ``(id, stats)`` (stats ``{}`` when none were recorded)."""
+    wanted = comparable(arguments)
+    found: list[tuple[int, dict[str, Any]]] = []
+    for row in store.successful_runs(spider, run_id, BASELINE_CANDIDATES):
+        if comparable(json.loads(row["arguments"] or "{}")) != wanted:
+            continue
+        stats = json.loads(row["stats"]) if row["stats"] else {}
+        if not stats:  # a run recorded without stats: its item count is all there is
+            stats = {"item_scraped_count": int(row["items"] or 0)}
+        found.append((int(row["id"]), stats))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def previous_figures(
     store: Store,
     spider: str,
     arguments: Mapping[str, Any],
-    policy: keys.HealthPolicy,
     run_id: int | None,
-) -> keys.Baseline | None:
-    """The latest successful run of ``spider`` with the same arguments, before ``run_id``."""
-    wanted = comparable(arguments)
-    rows = store.successful_runs(spider, run_id, BASELINE_CANDIDATES)
-    for row in rows:
-        if comparable(json.loads(row["arguments"] or "{}")) != wanted:
-            continue
-        stats = json.loads(row["stats"]) if row["stats"] else None
-        items = policy.items(stats) if stats else int(row["items"] or 0)
-        return keys.Baseline(run_id=int(row["id"]), items=items)
-    return None
+    policy: QualityPolicy,
+) -> list[RunFigures]:
+    """What the checks compare with: the previous runs' figures and field coverage."""
+    runs = previous_runs(store, spider, arguments, run_id, policy.baseline_runs * LOOKBACK)
+    coverage = run_coverage(store.conn, [run for run, _ in runs])
+    return [
+        RunFigures.from_stats(stats, coverage.get(run, {}), policy.item_stats)
+        for run, stats in runs
+    ]
 
 
 class HealthMonitor:
-    """Computes the run's exit status at close (see ``crawler.stats.judge``)."""
+    """Computes the run's exit status at close (see ``crawler.stats.judge``) and runs the checks
+    across runs (``crawler.quality.checks``)."""
 
-    def __init__(self, crawler: Crawler, policy: keys.HealthPolicy, store: Store | None) -> None:
+    def __init__(
+        self,
+        crawler: Crawler,
+        policy: keys.HealthPolicy,
+        store: Store | None,
+        quality: QualityPolicy | None = None,
+    ) -> None:
         self.crawler = crawler
         self.policy = policy
         self.store = store
+        self.quality = quality or QualityPolicy()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> HealthMonitor:
@@ -81,8 +119,14 @@ class HealthMonitor:
         try:
             store: Store | None = store_for(crawler)
         except NotConfigured:
-            store = None  # no store: no baseline, the other rules still apply
-        ext = cls(crawler, keys.HealthPolicy.from_settings(crawler.settings), store)
+            store = None  # no store: no previous runs, the other rules still apply
+        settings = crawler.settings
+        ext = cls(
+            crawler,
+            keys.HealthPolicy.from_settings(settings),
+            store,
+            QualityPolicy.from_settings(settings),
+        )
         crawler.signals.connect(ext.response_received, signal=signals.response_received)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -100,28 +144,39 @@ class HealthMonitor:
         stats = self.crawler.stats
         assert stats is not None
         share = self.crawler.settings.getint("WORKER_COUNT", 1) > 1  # the supervisor judges all
-        verdict = keys.judge(
-            reason, stats.get_stats(), self.policy, self._baseline(spider), share=share
-        )
-        for failure in verdict.failures:
+        values = stats.get_stats()
+        # the items against the previous runs are one of the checks across runs (below)
+        verdict = keys.judge(reason, values, self.policy, None, share=share)
+        results = self._checks(spider, values, whole_run=not share)
+        failures = (*verdict.failures, *breaches(results))
+        for failure in failures:
             logger.error(f"run failed: {failure}")
-        stats.set_value(keys.HEALTH_STATUS, verdict.exit_status)
-        if verdict.failure:
-            stats.set_value(keys.HEALTH_FAILURE, verdict.failure)
+        stats.set_value(keys.HEALTH_STATUS, 1 if failures else 0)
+        if failures:
+            stats.set_value(keys.HEALTH_FAILURE, "; ".join(failures))
+        stats.set_value(keys.QUALITY_CHECKS, [result.as_dict() for result in results])
+        stats.set_value(keys.QUALITY_BREACHES, sum(not result.passed for result in results))
 
-    def _baseline(self, spider: Spider) -> keys.Baseline | None:
-        if self.store is None or not self.store.is_open or not self.policy.min_item_ratio:
-            return None
-        if self.crawler.settings.getint("WORKER_COUNT", 1) > 1:
-            return None  # a worker's share of the items: the workers' parent compares the sum
+    def _checks(
+        self, spider: Spider, values: Mapping[str, Any], *, whole_run: bool
+    ) -> list[CheckResult]:
+        """The checks across runs; none for a run that fetched nothing (its failure says why)."""
+        if keys.fetched_nothing(values, self.policy.items(values)):
+            return []
+        if values.get(keys.FRONTIER_RESUMED):
+            whole_run = False  # it finishes another run's crawl: its own items are only the rest
+        current = RunFigures.from_stats(values, None, self.quality.item_stats)
+        return run_checks(current, self._previous(spider), self.quality, whole_run=whole_run)
+
+    def _previous(self, spider: Spider) -> list[RunFigures]:
+        if self.store is None or not self.store.is_open:
+            return []
         stats = self.crawler.stats
         assert stats is not None
-        if stats.get_value(keys.FRONTIER_RESUMED):
-            return None  # it finishes another run's crawl: its own items are only the rest
         try:
             arguments = getattr(spider, "arguments", {})
             run_id = stats.get_value(keys.RUN_ID)
-            return find_baseline(self.store, spider.name, arguments, self.policy, run_id)
+            return previous_figures(self.store, spider.name, arguments, run_id, self.quality)
         except (sqlite3.Error, StoreError, ValueError) as exc:
-            logger.warning(f"previous run not read, item count not compared: {exc}")
-            return None
+            logger.warning(f"previous runs not read, this run not compared with them: {exc}")
+            return []

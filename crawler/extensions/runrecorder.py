@@ -43,6 +43,7 @@ from crawler.frontier.itemstream import redis_items_wanted
 from crawler.safety.secrets import Redactor, arguments_secrets, masked, settings_secrets
 from crawler.storage import STORE_ERROR, StoreError, open_for_crawl, store_for
 from crawler.storage.liveness import reap_dead_runs, this_host
+from crawler.storage.quality import RunQuality
 from crawler.storage.store import UNSAVED_ITEMS
 
 if TYPE_CHECKING:
@@ -256,6 +257,11 @@ class RunRecorder:
         verdict = keys.recorded_verdict(values, reason)  # what `scrapy crawl` exits with
         counts = keys.run_counts(values)
         redacted = self.redactor.redact_values(values)
+        if reason == "finished" and values.get(keys.QUALITY_BREACHES):
+            # the crawl finished (its frontier job too) but its data failed a check across runs
+            reason = keys.QUALITY_FAILED
+        coverage = values.get(keys.COVERAGE) or {}
+        checks = values.get(keys.QUALITY_CHECKS)
         try:
             if self.config.attach_run is None:  # the run first: never a finished worker in an
                 self.store.finish_run(  # open run, which another process would take as killed
@@ -265,6 +271,7 @@ class RunRecorder:
                     exit_status=verdict.exit_status,
                     stats=redacted,
                     failure=self.redactor(verdict.failure) if verdict.failure else None,
+                    quality=RunQuality(self.config.worker, coverage, checks),
                 )
             if self.worker_started:
                 self.store.finish_worker(
@@ -274,6 +281,10 @@ class RunRecorder:
                     counts=self._worker_counts(counts),
                     exit_status=verdict.exit_status,
                     stats=redacted,
+                    # a worker of several: its own coverage rows, summed by its parent
+                    quality=RunQuality(self.config.worker, coverage)
+                    if self.config.attach_run is not None
+                    else None,
                 )
         except StoreError as exc:
             logger.error(f"SQLite store: run {self.run_id} not finalised: {exc}")

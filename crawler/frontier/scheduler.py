@@ -246,6 +246,12 @@ class FrontierScheduler(BaseScheduler):
             )
         if choice.resumed and self.config.run_id is None:
             self.stats.set_value(keys.FRONTIER_RESUMED, 1)
+            # the progress total: what the crawl did before and what it has left; it is the
+            # whole crawl only for a spider that follows no links (a URL list): then the ETA
+            self.stats.set_value(keys.PROGRESS_DONE_BEFORE, choice.done + choice.failed)
+            self.stats.set_value(keys.PROGRESS_TOTAL, choice.done + choice.failed + choice.queued)
+            if getattr(spider, "follows_links", True) is False:
+                self.stats.set_value(keys.PROGRESS_TOTAL_KNOWN, 1)
             logger.info(
                 "Frontier: resuming the crawl"
                 + (f" of run {choice.previous_run}" if choice.previous_run is not None else "")

@@ -2,9 +2,9 @@
 
 A setting or spider argument is secret when its name (any case) contains a marker of
 ``SECRET_MARKERS`` (``PASS`` for PASSWORD/PASSWD, ``SECRET``, ``TOKEN``, ``KEY``, ``CREDENTIAL``,
-``AUTH``, ``COOKIE``, ``SESSION``, ``PRIVATE``, ``DSN``, ``PROXY``), also as a key inside a dict
-setting (``DEFAULT_REQUEST_HEADERS["Authorization"]``), unless it ends with a suffix of
-``NOT_SECRET_SUFFIXES`` (switches and names such as ``COOKIES_ENABLED``, ``HTTPAUTH_DOMAIN``,
+``AUTH``, ``COOKIE``, ``SESSION``, ``PRIVATE``, ``DSN``, ``PROXY``, ``WEBHOOK``), also as a key
+inside a dict setting (``DEFAULT_REQUEST_HEADERS["Authorization"]``), unless it ends with a suffix
+of ``NOT_SECRET_SUFFIXES`` (switches and names such as ``COOKIES_ENABLED``, ``HTTPAUTH_DOMAIN``,
 ``SAFETY_ALLOW_PRIVATE_TARGETS``). ``KEYWORD`` is no ``KEY``: search terms are not credentials.
 Credentials in URLs (``redis://user:pw@host``) are secrets wherever they appear, in settings,
 arguments or proxy environment variables.
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 SECRET_MARKERS = (
     *("PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "COOKIE", "SESSION", "PRIVATE"),
-    *("DSN", "PROXY"),
+    *("DSN", "PROXY", "WEBHOOK"),  # a webhook URL carries its token (ALERT_WEBHOOK)
 )
 # Secret-sounding names whose values are not secrets: masking them would garble every log line.
 NOT_SECRET_SUFFIXES = ("_DOMAIN", "_ENCODING", "_ENABLED", "_DEBUG", "_MODE", "_PRIVATE_TARGETS")

@@ -4,6 +4,12 @@ Each run logs to ``<log dir>/<job>/<UTC start time>.log``. A run still going aft
 ``max_runtime``, or when the scheduler stops, gets SIGINT (Scrapy's graceful stop), then
 ``SCHEDULE_STOP_TIMEOUT`` seconds to finish, then SIGKILL. Thread-safe: the daemon runs jobs
 from APScheduler's worker threads.
+
+The line of a run that did not end well says why (``…; why: errors: 3 of 3 requests failed``):
+the crawl's own ``run failed: …`` lines (the health monitor's verdict, as in the runs row), read
+from the end of its log. The log, not the store: every crawl writes one, the runner knows which
+is whose (a store holds many runs, and may be the thing that failed), and the lines are masked
+already by the crawl's secret filter.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FAILED = frozenset({"failed", "timeout", "stopped"})
+FAILURE_MARK = "run failed: "  # how a crawl logs each reason it failed (HealthMonitor)
+WORKERS_FAILURE_MARK = "workers: run failed: "  # the same, said by the parent of a WORKERS run
+USAGE_ERROR_MARK = "error: "  # the one line of a crawl that did not start (exit status 2)
+LOG_TAIL_BYTES = 1024 * 1024  # the verdict is logged at close: the end of the log holds it
+MAX_REASONS = 5  # reasons quoted in the job's line; the log has the rest
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class Outcome:
     status: str  # ok | failed | timeout | stopped | refused | skipped
     exit_code: int | None = None
     log: Path | None = None
+    why: str | None = None  # the crawl's own words for its failure (``failure_reasons``)
 
     @property
     def failed(self) -> bool:
@@ -118,8 +130,11 @@ class JobRunner:
         state.update(last_end=datetime.now(UTC), last_exit=code)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         message = f"job {job.name}: {status}, exit status {code}, {elapsed:.1f} s, log {log_path}"
+        why = None if status == "ok" else failure_reasons(log_path)
+        if why:
+            message += f"; why: {why}"
         logger.log(logging.INFO if status == "ok" else logging.ERROR, message)
-        return Outcome(job.name, status, code, log_path)
+        return Outcome(job.name, status, code, log_path, why)
 
     def _wait(self, job: Job, process: subprocess.Popen[bytes]) -> str:
         limit = job.max_runtime.total_seconds() if job.max_runtime else None
@@ -170,6 +185,30 @@ class JobRunner:
     def running(self) -> int:
         with self._guard:
             return len(self._active)
+
+
+def failure_reasons(log: Path) -> str | None:
+    """Why the crawl that wrote ``log`` failed, in its own words: its ``run failed:`` lines
+    (those of a ``WORKERS`` parent when there are any: its workers only judged their share),
+    else the ``error:`` line of a crawl that did not start; None when the log says neither."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = text.splitlines()
+    marked = [line for line in lines if WORKERS_FAILURE_MARK in line] or [
+        line for line in lines if FAILURE_MARK in line
+    ]
+    reasons = list(dict.fromkeys(line.split(FAILURE_MARK, 1)[1].strip() for line in marked))
+    if not reasons:
+        usage = [line for line in lines if line.startswith(USAGE_ERROR_MARK)]
+        return usage[-1][len(USAGE_ERROR_MARK) :].strip() if usage else None
+    more = len(reasons) - MAX_REASONS
+    return "; ".join(reasons[:MAX_REASONS]) + (
+        f"; and {more} more (see the log)" if more > 0 else ""
+    )
 
 
 def _log_path(directory: Path, started: datetime) -> Path:

@@ -13,6 +13,7 @@ from crawler.durations import parse_duration
 from crawler.meta import MIN_AGE, REVALIDATE
 from crawler.rendering.config import render_mode
 from crawler.seeds import BadSeed, Seed, Shard, read_seed_file
+from crawler.signals import fetch_failed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -45,6 +46,9 @@ class BaseSpider(scrapy.Spider):
     """
 
     arguments_spec: ClassVar[dict[str, Arg]] = {}
+    # False: the spider makes only the requests of its seeds, so a resumed frontier's done +
+    # queued requests are the whole crawl (progress total and ETA)
+    follows_links: ClassVar[bool] = True
 
     def __init__(self, **kwargs: Any) -> None:
         # `-a name=…` is refused like any undeclared argument: it would rename the spider.
@@ -127,6 +131,10 @@ class BaseSpider(scrapy.Spider):
         """Count a request that ended in an error and log it in one line."""
         self.crawler.stats.inc_value(keys.FETCH_ERRORS)
         request = getattr(failure, "request", None)
+        if request is not None and not isinstance(failure.value, HttpError):
+            self.crawler.signals.send_catch_log(fetch_failed, request=request, failure=failure)
+        if not isinstance(failure.value, HttpError):  # an HTTP error's response is counted
+            self.crawler.stats.inc_value(keys.PROGRESS_ENDED)  # a request done (progress)
         url = request.url if request is not None else "?"
         exc = failure.value
         reason = (

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
@@ -13,6 +17,7 @@ from crawler.pageinfo import error_item, page_item
 from crawler.safety.targets import seed_url
 from crawler.seeds import readable_file, shard
 from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
+from crawler.stats import PROGRESS_TOTAL, PROGRESS_TOTAL_KNOWN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -21,6 +26,31 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
     from crawler.items import PageItem
+
+CHUNK = 1 << 20  # bytes read at a time when counting a seed file's lines
+
+
+def seed_lines_estimate(path: str) -> int:
+    """The lines of a seed file, counted in bytes without decoding or parsing them (a million
+    lines in a fraction of a second): a CSV file's header line is left out; blank lines,
+    comments and bad URLs are counted, until ``start()`` has read the file and knows."""
+    with Path(path).open("rb") as handle:
+        first = handle.readline()
+        newlines, last = first.count(b"\n"), first[-1:]
+        while chunk := handle.read(CHUNK):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = newlines + (last not in (b"", b"\n"))  # a last line without its newline
+    return max(0, lines - _csv_header(first, path))
+
+
+def _csv_header(first: bytes, path: str) -> bool:
+    """Whether the first line is a CSV header naming a url column (as ``crawler.seeds`` reads)."""
+    text = first.decode("utf-8-sig", errors="replace")
+    if not (path.lower().endswith(".csv") or "," in text):
+        return False
+    row = next(csv.reader([text]), [])
+    return "url" in (name.strip().lower() for name in row)
 
 
 class PagesSpider(BaseSpider):
@@ -33,6 +63,7 @@ class PagesSpider(BaseSpider):
     """
 
     name = "pages"
+    follows_links = False  # one request per seed: a resumed frontier knows the whole crawl
     arguments_spec: ClassVar[dict[str, Arg]] = {
         "url": Arg(seed_url, multiple="urls", help="URL(s) to fetch; repeat or comma-separate"),
         "urls": Arg(readable_file, help="file of URLs: one per line, or CSV with a 'url' column"),
@@ -48,8 +79,23 @@ class PagesSpider(BaseSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         arguments = self.arguments
+        stats = self.crawler.stats
+        # The progress total: the file's lines at once (start() is read lazily, as the crawl
+        # needs requests: counting the seeds it yields would know the total only at the end),
+        # then the exact number of seeds once start() is read to its end.
+        estimate = len(arguments["url"] or [])
+        if arguments["urls"]:
+            with contextlib.suppress(OSError):  # iter_seeds says why it cannot read it
+                estimate += seed_lines_estimate(arguments["urls"])
+        if arguments["shard"] is not None:
+            estimate = math.ceil(estimate / arguments["shard"].count)
+        stats.set_value(PROGRESS_TOTAL, estimate)
+        stats.set_value(PROGRESS_TOTAL_KNOWN, 1)  # a list of URLs: no link is followed
+        seeds = 0
         for seed in self.iter_seeds(arguments["url"], arguments["urls"], arguments["shard"]):
+            seeds += 1
             yield self.seed_request(seed.url)
+        stats.set_value(PROGRESS_TOTAL, seeds)
 
     def seed_request(self, url: str) -> scrapy.Request:
         """The request of one seed URL (``scrapy seed pages`` queues the same in Redis)."""

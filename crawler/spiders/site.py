@@ -14,11 +14,12 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
 from crawler.arguments import Arg, boolean, non_negative_int, positive_int, regex
-from crawler.exceptions import ArgumentError
+from crawler.exceptions import ArgumentError, IncrementalSkip
 from crawler.meta import SEED
 from crawler.pageinfo import error_item, page_item
 from crawler.safety.targets import seed_url
 from crawler.spiders.base import MIN_AGE_ARG, RENDER_ARG, BaseSpider
+from crawler.stats import FRONTIER_RESUMED, PROGRESS_ENDED, PROGRESS_TOTAL, PROGRESS_TOTAL_KNOWN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
@@ -67,6 +68,12 @@ class SiteSpider(BaseSpider):
             unique=True,
         )
         self.seen: set[str] = set()
+        # the progress total (sitemap=true): every request of the crawl, known once the
+        # sitemaps are read; links to pages they do not list still add to it
+        self.counting = False
+        self.sitemaps: set[str] = set()  # robots.txt and sitemap URLs asked for
+        self.sitemaps_pending = 0  # of those, not answered yet
+        self.start_read = False
 
     @classmethod
     def check_arguments(cls, values: dict[str, Any]) -> None:
@@ -93,15 +100,19 @@ class SiteSpider(BaseSpider):
                 )
 
     async def start(self) -> AsyncIterator[Any]:
+        stats = self.crawler.stats
+        # a resumed crawl's frontier holds requests of its own: no total to count from here
+        self.counting = self.arguments["sitemap"] and not stats.get_value(FRONTIER_RESUMED)
         for seed in self.iter_seeds(self.arguments["start_url"], None):
             request = self._request(seed.url, depth=0, seed=True)
             if request is not None:
                 yield request
             if self.arguments["sitemap"]:
                 root = f"{urlsplit(seed.url).scheme}://{urlsplit(seed.url).netloc}"
-                yield scrapy.Request(
-                    f"{root}/robots.txt", callback=self.parse_robots, errback=self.on_error_quiet
-                )
+                if robots := self._sitemap_request(f"{root}/robots.txt", self.parse_robots):
+                    yield robots
+        self.start_read = True
+        self._sitemap_done(0)
 
     def _request(self, url: str, depth: int, seed: bool = False) -> scrapy.Request | None:
         """A request for a page not seen yet, or None (seen, or the page budget is spent)."""
@@ -112,6 +123,8 @@ class SiteSpider(BaseSpider):
             self.crawler.stats.inc_value("site/max_pages_skipped")
             return None
         self.seen.add(url)
+        if self.counting:
+            self.crawler.stats.inc_value(PROGRESS_TOTAL)
         # a page whose links are not followed may be revalidated or skipped (min_age)
         meta = self.leaf_meta() if self._at_depth_limit(depth) else {}
         if seed:
@@ -141,30 +154,57 @@ class SiteSpider(BaseSpider):
             if request is not None:
                 yield request
 
+    def _sitemap_request(self, url: str, callback: Any) -> scrapy.Request | None:
+        """A robots.txt or sitemap request, awaited before the progress total is known; None
+        for one asked for already. Never filtered as a page seen (its answer is awaited), and
+        never fetched as a page after."""
+        if url in self.sitemaps:
+            return None
+        self.sitemaps.add(url)
+        self.seen.add(url)
+        self.sitemaps_pending += 1
+        if self.counting:
+            self.crawler.stats.inc_value(PROGRESS_TOTAL)
+        return scrapy.Request(url, callback=callback, errback=self.on_error_quiet, dont_filter=True)
+
+    def _sitemap_done(self, answered: int = 1) -> None:
+        """``answered`` robots.txt or sitemap requests ended: once start() is read and none is
+        left, the progress total is known (progress bar and ETA)."""
+        self.sitemaps_pending -= answered
+        if self.counting and self.start_read and self.sitemaps_pending <= 0:
+            self.crawler.stats.set_value(PROGRESS_TOTAL_KNOWN, 1)
+
     def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
         sitemaps = list(sitemap_urls_from_robots(response.body, base_url=response.url))
         if not sitemaps:
             sitemaps = [response.urljoin("/sitemap.xml")]
         for url in sitemaps:
-            yield scrapy.Request(url, callback=self.parse_sitemap, errback=self.on_error_quiet)
+            if request := self._sitemap_request(url, self.parse_sitemap):
+                yield request
+        self._sitemap_done()
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         try:
             sitemap = Sitemap(response.body)
         except Exception as exc:  # malformed XML: record and go on
             self.logger.warning(f"unreadable sitemap {response.url}: {exc}")
+            self._sitemap_done()
             return
         for entry in sitemap:
             loc = entry.get("loc", "")
             if sitemap.type == "sitemapindex":
-                yield scrapy.Request(loc, callback=self.parse_sitemap, errback=self.on_error_quiet)
+                if request := self._sitemap_request(loc, self.parse_sitemap):
+                    yield request
             elif self.links.matches(loc):
                 request = self._request(loc, depth=1)
                 if request is not None:
                     yield request
+        self._sitemap_done()
 
     def on_error(self, failure: Failure) -> Any:
         if isinstance(failure.value, IgnoreRequest) and not isinstance(failure.value, HttpError):
+            if not isinstance(failure.value, IncrementalSkip):  # 304, min_age: counted apart
+                self.crawler.stats.inc_value(PROGRESS_ENDED)  # a request done (progress)
             return None  # robots.txt, offsite, 304, min_age: counted in stats elsewhere
         self.count_fetch_error(failure)
         request = failure.request  # type: ignore[attr-defined]
@@ -172,3 +212,6 @@ class SiteSpider(BaseSpider):
 
     def on_error_quiet(self, failure: Failure) -> None:
         self.logger.info(f"no sitemap: {failure.request.url}: {failure.value}")  # type: ignore[attr-defined]
+        if not isinstance(failure.value, HttpError):  # an HTTP error's response is counted
+            self.crawler.stats.inc_value(PROGRESS_ENDED)
+        self._sitemap_done()

@@ -14,6 +14,8 @@ row is still there, and a 304 marks only that table's rows seen.
 A row is *trusted* only when the run that wrote it has finished (``runs.finished_at`` set, and
 not with the ``store_error`` or ``killed`` reason): a crawl killed before its items were written
 must not leave validators behind that would make the next crawl take those pages as unchanged.
+Nor does a run whose data failed a check across runs (``quality_failed``): the next run fetches
+those pages in full and judges them again, instead of taking them as unchanged with 304s.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from crawler.stats import QUALITY_FAILED
 from crawler.storage import STORE_ERROR, StoreError
 from crawler.storage.liveness import KILLED
 from crawler.storage.schema import CORE_TABLES, quote, transaction
@@ -38,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 _SELECT = (
     "SELECT f.url, f.status, f.etag, f.last_modified, f.content_hash, f.fetched_at, f.run_id,"
-    " r.finished_at IS NOT NULL AND COALESCE(r.finish_reason, '') NOT IN (?, ?) AS trusted,"
+    " r.finished_at IS NOT NULL AND COALESCE(r.finish_reason, '') NOT IN (?, ?, ?) AS trusted,"
     " f.item_table, f.item_url"
     " FROM fetch_state f LEFT JOIN runs r ON r.id = f.run_id WHERE f.scope = ? AND f.url = ?"
 )
@@ -112,7 +115,7 @@ class FetchState:
         if record is None:
             try:
                 row = self.store.conn.execute(
-                    _SELECT, (STORE_ERROR, KILLED, self.scope, url)
+                    _SELECT, (STORE_ERROR, KILLED, QUALITY_FAILED, self.scope, url)
                 ).fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.store.config.path}: {exc}") from exc

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from crawler.itemtables import Placement
     from crawler.stats import RunCounts
+    from crawler.storage.quality import RunQuality
 
 logger = logging.getLogger(__name__)
 
@@ -541,8 +542,11 @@ class Store:
         exit_status: int,
         stats: Mapping[str, Any],
         failure: str | None = None,
+        quality: RunQuality | None = None,
     ) -> None:
-        """Close the run's row: finish time and reason, counts, verdict, why it failed, stats."""
+        """Close the run's row: finish time and reason, counts, verdict, why it failed, stats;
+        with ``quality``, its checks' results and a process's field coverage, in the same
+        transaction."""
         values = (
             self.now(), reason, *counts.as_dict().values(), exit_status, failure, to_json(stats)
         )  # fmt: skip
@@ -554,6 +558,8 @@ class Store:
                     " failure = COALESCE(?, failure), stats = ? WHERE id = ?",
                     (*values, run_id),
                 )
+                if quality is not None:
+                    quality.write(self.conn, run_id)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -620,16 +626,23 @@ class Store:
         counts: RunCounts,
         exit_status: int,
         stats: Mapping[str, Any],
+        quality: RunQuality | None = None,
     ) -> None:
-        """Close this worker's row: finish time and reason, pages, items, verdict, stats."""
-        self._execute(
-            "UPDATE run_workers SET finished_at = ?, heartbeat_at = ?, finish_reason = ?,"
-            " pages = ?, items = ?, exit_status = ?, stats = ? WHERE run_id = ? AND worker = ?",
-            [
-                (self.now(), self.now(), reason, counts.pages, counts.items, exit_status,
-                 to_json(stats), run_id, worker)
-            ],
-        )  # fmt: skip
+        """Close this worker's row: finish time and reason, pages, items, verdict, stats; with
+        ``quality``, the worker's field coverage in the same transaction."""
+        try:
+            with transaction(self.conn):
+                self.conn.execute(
+                    "UPDATE run_workers SET finished_at = ?, heartbeat_at = ?, finish_reason = ?,"
+                    " pages = ?, items = ?, exit_status = ?, stats = ?"
+                    " WHERE run_id = ? AND worker = ?",
+                    (self.now(), self.now(), reason, counts.pages, counts.items, exit_status,
+                     to_json(stats), run_id, worker),
+                )  # fmt: skip
+                if quality is not None:
+                    quality.write(self.conn, run_id)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
 
     def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         try:

@@ -1,0 +1,1 @@
+"""Data quality of a run: the checks across runs (``crawler.quality.checks``)."""
