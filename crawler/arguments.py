@@ -8,11 +8,13 @@ a spider attribute.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crawler.exceptions import ArgumentError
+from crawler.storage.schema import to_json
 
 if TYPE_CHECKING:
     import argparse
@@ -182,3 +184,10 @@ def spider_arguments(given: list[str]) -> dict[str, str]:
         return arglist_to_dict(join_repeated(given))
     except ValueError:
         raise UsageError("invalid -a value, use -a NAME=VALUE", print_help=False) from None
+
+
+def comparable(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments as stored (JSON), without the per-run ones Scrapyd adds: what makes two runs
+    runs of the same crawl (the checks across runs, the report's previous runs)."""
+    values = json.loads(to_json(arguments))
+    return {k: v for k, v in values.items() if k not in SCRAPYD_ARGUMENTS}

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
+
+from crawler.export.columns import to_datetime
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
@@ -43,3 +46,25 @@ def describe(delta: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def when(value: Any) -> str:
+    """A stored timestamp as ``2026-11-25 12:00:00`` (UTC), or ``-``."""
+    try:
+        return to_datetime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    except ValueError:
+        return str(value)
+
+
+def duration(run: dict[str, Any]) -> str:
+    """``6.2 s``, ``3 m 05 s``, ``2 h 03 m``; ``-`` for a run that never finished."""
+    try:
+        seconds = (to_datetime(run["finished_at"]) - to_datetime(run["started_at"])).total_seconds()
+    except (TypeError, ValueError):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} m"

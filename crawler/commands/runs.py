@@ -25,8 +25,8 @@ from scrapy.commands import ScrapyCommand
 
 from crawler import defaults
 from crawler.addon import install_defaults
+from crawler.durations import duration, when
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
-from crawler.export.columns import to_datetime
 from crawler.safety.secrets import Redactor, mask_url_credentials, masked
 from crawler.stats import COVERAGE, COVERAGE_OTHER, QUALITY_CHECKS
 from crawler.storage.liveness import KILLED
@@ -59,28 +59,6 @@ class RunsError(Exception):
     def __init__(self, message: str, exit_status: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_status = exit_status
-
-
-def when(value: Any) -> str:
-    """A stored timestamp as ``2026-11-25 12:00:00`` (UTC), or ``-``."""
-    try:
-        return to_datetime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-    except ValueError:
-        return str(value)
-
-
-def duration(run: dict[str, Any]) -> str:
-    """``6.2 s``, ``3 m 05 s``, ``2 h 03 m``; ``-`` for a run that never finished."""
-    try:
-        seconds = (to_datetime(run["finished_at"]) - to_datetime(run["started_at"])).total_seconds()
-    except (TypeError, ValueError):
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} m {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} m"
 
 
 def _count(value: Any) -> str:

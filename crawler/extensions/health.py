@@ -27,7 +27,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from crawler import stats as keys
-from crawler.arguments import SCRAPYD_ARGUMENTS
+from crawler.arguments import comparable
 from crawler.meta import is_own_request
 from crawler.quality.checks import (
     LOOKBACK,
@@ -39,7 +39,6 @@ from crawler.quality.checks import (
 )
 from crawler.storage import StoreError, store_for
 from crawler.storage.quality import run_coverage
-from crawler.storage.schema import to_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,12 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BASELINE_CANDIDATES = 200  # successful runs of the spider looked at for matching arguments
-
-
-def comparable(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments as stored (JSON), without the per-run ones Scrapyd adds."""
-    values = json.loads(to_json(arguments))
-    return {k: v for k, v in values.items() if k not in SCRAPYD_ARGUMENTS}
 
 
 def previous_runs(

@@ -14,7 +14,6 @@ from pathlib import Path
 from crawler import defaults
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.exitcodes import EXIT_FAILED
-from crawler.report import html
 from crawler.report.data import (
     ReportError,
     check_store,
@@ -71,6 +70,8 @@ def build_run_report(config: ReportConfig, run_id: int | None, output: str | Non
             )
         except sqlite3.Error as exc:
             raise ReportError(f"{config.db}: cannot read the store: {exc}", EXIT_FAILED) from exc
+    from crawler.report import html  # matplotlib: loaded only when a report is drawn
+
     snapshot_dir = Path(config.snapshot_dir) if config.snapshot_dir else None
     text = html.run_report(data, links_from=target.parent, snapshot_dir=snapshot_dir)
     return write(target, text)
@@ -91,6 +92,8 @@ def build_history_report(
             raise ReportError(f"{config.db}: cannot read the store: {exc}", EXIT_FAILED) from exc
     if not history:
         raise ReportError(f"no runs of spider {spider!r} in {config.db} (see `scrapy runs`)")
+    from crawler.report import html  # matplotlib: loaded only when a report is drawn
+
     target = Path(output or Path(config.report_dir) / f"{spider}-last-{last}.html")
     return write(target, html.history_report(spider, history))
 

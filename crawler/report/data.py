@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crawler import defaults
+from crawler.arguments import comparable
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
-from crawler.extensions.health import comparable
 from crawler.storage.reads import dead_runs, get_run, table_columns
 from crawler.storage.schema import MIGRATIONS
 

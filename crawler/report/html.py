@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from crawler import stats as keys
-from crawler.commands.runs import duration, when
+from crawler.durations import duration, when
 from crawler.report import charts
 from crawler.safety.secrets import mask_url_credentials, masked
 from crawler.storage.schema import to_json
