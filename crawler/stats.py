@@ -119,14 +119,6 @@ class Verdict:
         return "; ".join(self.failures) or None
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """The previous successful run of the same spider with the same arguments."""
-
-    run_id: int
-    items: int
-
-
 def _number(settings: BaseSettings, name: str, low: float, high: float | None) -> float:
     raw = settings.get(name)
     if raw is None:  # settings built without the project add-on (tests, scripts)
@@ -179,11 +171,11 @@ def judge(
     reason: str,
     stats: Mapping[str, Any],
     policy: HealthPolicy,
-    baseline: Baseline | None,
     *,
     share: bool = False,
 ) -> Verdict:
-    """Every way the run failed: finish reason, error ratio, items against the baseline.
+    """Every way the run failed: finish reason, error ratio, nothing fetched, rejects, CSV (the
+    items against the previous runs are a check across runs: ``crawler.quality.checks``).
 
     ``share``: the stats are one worker's share of a ``WORKERS`` run; a worker that fetched
     nothing (the others took every request) is no failure: the run as a whole is judged so."""
@@ -202,14 +194,8 @@ def judge(
         )
     items = policy.items(stats)
     # else that failure says why
-    dead = None if failures or share else fetched_nothing(stats, items)
-    if dead:
-        failures.append(dead)  # and not "items: 0 items": the run fetched nothing
-    elif baseline and baseline.items and items < policy.min_item_ratio * baseline.items:
-        failures.append(
-            f"items: {items} items, under {policy.min_item_ratio:.0%} of the {baseline.items}"
-            f" items of run {baseline.run_id} (HEALTH_MIN_ITEM_RATIO)"
-        )
+    if dead := None if failures or share else fetched_nothing(stats, items):
+        failures.append(dead)  # the checks across runs are skipped for it: this says why
     if rejected := too_many_rejects(stats, policy):
         failures.append(rejected)
     if csv_failure := unpublished_csv(stats):

@@ -456,7 +456,7 @@ class Supervisor:
         policy = self.config.health
         if policy is None:
             return keys.Verdict(0), []  # the workers' own statuses (finish reasons) still count
-        verdict = keys.judge(reason, stats, policy, None)
+        verdict = keys.judge(reason, stats, policy)
         results = self._checks(run, stats, policy)
         failures = (*verdict.failures, *breaches(results))
         for line in failures:

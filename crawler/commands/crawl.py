@@ -30,6 +30,7 @@ from crawler.addon import install_defaults
 from crawler.arguments import join_repeated, refuse_config_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, usage_errors
+from crawler.extensions.alerts import AlertConfig
 from crawler.extensions.progress import add_status_file_option, status_file_setting
 from crawler.frontier.jobs import ARGUMENTS_SETTING
 from crawler.frontier.scheduler import FrontierConfig, frontier_mode, frontier_wanted
@@ -104,6 +105,7 @@ class Command(ScrapyCrawlCommand):
         try:
             HealthPolicy.from_settings(self.settings)
             QualityPolicy.from_settings(self.settings)
+            AlertConfig.from_settings(self.settings)
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         try:

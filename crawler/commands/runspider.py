@@ -20,10 +20,13 @@ from scrapy.utils.spider import iter_spider_classes
 
 from crawler.addon import install_defaults
 from crawler.arguments import refuse_config_arguments
+from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, usage_errors
+from crawler.extensions.alerts import AlertConfig
 from crawler.extensions.progress import add_status_file_option, status_file_setting
 from crawler.frontier.jobs import ARGUMENTS_SETTING
-from crawler.stats import recorded_verdict
+from crawler.quality.checks import QualityPolicy
+from crawler.stats import HealthPolicy, recorded_verdict
 from crawler.workers import WorkersConfig, supervise, worker_arguments, workers_wanted
 
 if TYPE_CHECKING:
@@ -54,6 +57,12 @@ class Command(ScrapyRunSpiderCommand):
             usage_errors()
         ):  # before the spider file is loaded: Scrapy sets every -a as an attribute
             refuse_config_arguments(opts.spargs)
+            try:  # the verdict's settings, as scrapy crawl checks them: one line, exit 2
+                HealthPolicy.from_settings(self.settings)
+                QualityPolicy.from_settings(self.settings)
+                AlertConfig.from_settings(self.settings)
+            except ValueError as exc:
+                raise ArgumentError(str(exc)) from None
             # what identifies its crawl for the frontier (crawler.frontier.jobs)
             self.settings.set(ARGUMENTS_SETTING, dict(opts.spargs), priority="command")
             if (count := workers_wanted(self.settings)) and len(args) == 1:

@@ -139,7 +139,7 @@ class HealthMonitor:
         share = self.crawler.settings.getint("WORKER_COUNT", 1) > 1  # the supervisor judges all
         values = stats.get_stats()
         # the items against the previous runs are one of the checks across runs (below)
-        verdict = keys.judge(reason, values, self.policy, None, share=share)
+        verdict = keys.judge(reason, values, self.policy, share=share)
         results = self._checks(spider, values, whole_run=not share)
         failures = (*verdict.failures, *breaches(results))
         for failure in failures:
