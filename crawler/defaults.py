@@ -258,6 +258,8 @@ PLAYWRIGHT_MAX_CONTEXTS = 2  # browser contexts at once: the one in use and one 
 # of Scrapy's own components that ours replace at the same place.
 COMPONENTS: dict[str, dict[str, int | None]] = {
     "DOWNLOADER_MIDDLEWARES": {
+        # outermost: a download that finally failed, for any spider (counted, fetch_failed sent)
+        "crawler.middlewares.failures.FetchFailureMiddleware": 10,
         # hosts under reserved names fail at once, before the safety check (60)
         "crawler.middlewares.reservednames.ReservedNamesMiddleware": 55,
         # non-HTTP schemes and non-public targets are refused before connecting

@@ -25,6 +25,9 @@ START_REQUEST = "is_start_request"
 OWN_REQUEST = "crawler_own_request"  # a request a component made itself, not the spider's
 ROBOTS_REQUEST = "robotstxt_request"  # our robots.txt downloads (RobotsTxtMiddleware)
 PROBE = "circuit_probe"  # the one request sent to a half-open circuit (CircuitBreakerMiddleware)
+# True: fetch_failed was sent for this request's failed download (FetchFailureMiddleware); the
+# spider's errback does not send it again
+FAILURE_SENT = "crawler_fetch_failed_sent"
 
 
 def is_own_request(request: Request) -> bool:

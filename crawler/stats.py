@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # Stats keys our own components write.
 # requests that ended in an error (after retries) or with HTTP >= 400
 FETCH_ERRORS = "crawl/fetch_errors"
+# downloads that failed without a response (after retries), for any spider (FetchFailureMiddleware)
+DOWNLOAD_FAILURES = "crawl/download_failures"
 REJECTED = "validate/rejected"  # items the validate pipeline refused (also in the rejects table)
 DUPLICATES = "dedupe/dropped"  # items dropped as a repeat of a natural key in this run
 RUN_ID = "run/id"  # id of this run in the store's runs table
@@ -96,8 +98,17 @@ def run_counts(stats: Mapping[str, Any]) -> RunCounts:
         items=int(stats.get("item_scraped_count", 0)),
         rejects=int(stats.get(REJECTED, 0)),
         duplicates=int(stats.get(DUPLICATES, 0)),
-        errors=int(stats.get(FETCH_ERRORS, 0)) + int(stats.get("spider_exceptions/count", 0)),
+        errors=fetch_errors(stats) + int(stats.get("spider_exceptions/count", 0)),
     )
+
+
+def fetch_errors(stats: Mapping[str, Any]) -> int:
+    """Requests that ended in an error: as our spiders count them (``FETCH_ERRORS``, in their
+    errback), or, for a spider that counts none (a plain ``scrapy.Spider``), as the crawl saw them:
+    responses with HTTP >= 400 and downloads that failed without a response."""
+    counted = int(stats.get(FETCH_ERRORS, 0))
+    seen = int(stats.get(ERROR_RESPONSES, 0)) + int(stats.get(DOWNLOAD_FAILURES, 0))
+    return max(counted, seen)
 
 
 # Finish reasons that mean failure even when the health monitor is off (HEALTH_ENABLED=False).

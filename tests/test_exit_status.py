@@ -122,7 +122,7 @@ def test_a_run_that_rejects_every_item_fails_without_a_previous_run(
 )
 def test_reject_ratio(rejected: int, stored: int, failure: str | None) -> None:
     stats = {"validate/rejected": rejected, "item_scraped_count": stored, RESPONSES: 10}
-    verdict = judge("finished", stats, HealthPolicy(), None)
+    verdict = judge("finished", stats, HealthPolicy())
     assert verdict.failures == ((failure,) if failure else ())
 
 

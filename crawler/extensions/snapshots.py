@@ -39,17 +39,16 @@ from urllib.parse import urlsplit
 
 from itemadapter import ItemAdapter
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
 from crawler import defaults
 from crawler import stats as keys
 from crawler.atomicfile import create_part, discard, part_path, publish
-from crawler.exceptions import IncrementalSkip, RejectItem
+from crawler.exceptions import RejectItem
 from crawler.meta import is_own_request
 from crawler.safety.secrets import MASK, Redactor, arguments_secrets, settings_secrets
-from crawler.safety.targets import BlockedTarget
-from crawler.signals import fetch_failed
+from crawler.signals import deliberate, error_name, fetch_failed
 from crawler.storage import StoreError, store_for
 from crawler.storage.failures import FailedPage, RejectLink, write_failures
 
@@ -64,21 +63,6 @@ if TYPE_CHECKING:
     from crawler.storage import Store
 
 logger = logging.getLogger(__name__)
-
-# Requests not made on purpose (a plain IgnoreRequest: robots.txt Disallow, offsite): no failure.
-DELIBERATE = (IncrementalSkip, BlockedTarget)
-# but Scrapy's redirect middlewares give up on a loop or a long chain with a plain one too
-REDIRECT_LIMIT = "max redirections reached"
-
-
-def deliberate(exc: BaseException) -> bool:
-    plain = type(exc) is IgnoreRequest and str(exc) != REDIRECT_LIMIT
-    return plain or isinstance(exc, DELIBERATE)
-
-
-def error_name(exc: BaseException) -> str:
-    """The ``error`` of a failed page without response: the exception's class name."""
-    return "redirect_limit" if str(exc) == REDIRECT_LIMIT else type(exc).__name__
 
 
 def _count(settings: BaseSettings, name: str) -> int:

@@ -10,7 +10,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from crawler import stats as keys
 from crawler.arguments import Arg, parse_arguments
 from crawler.durations import parse_duration
-from crawler.meta import MIN_AGE, REVALIDATE
+from crawler.meta import FAILURE_SENT, MIN_AGE, REVALIDATE
 from crawler.rendering.config import render_mode
 from crawler.seeds import BadSeed, Seed, Shard, read_seed_file
 from crawler.signals import fetch_failed
@@ -131,7 +131,11 @@ class BaseSpider(scrapy.Spider):
         """Count a request that ended in an error and log it in one line."""
         self.crawler.stats.inc_value(keys.FETCH_ERRORS)
         request = getattr(failure, "request", None)
-        if request is not None and not isinstance(failure.value, HttpError):
+        if (
+            request is not None
+            and not isinstance(failure.value, HttpError)
+            and not request.meta.get(FAILURE_SENT)  # the download's failure was sent already
+        ):
             self.crawler.signals.send_catch_log(fetch_failed, request=request, failure=failure)
         if not isinstance(failure.value, HttpError):  # an HTTP error's response is counted
             self.crawler.stats.inc_value(keys.PROGRESS_ENDED)  # a request done (progress)
