@@ -386,3 +386,33 @@ def test_daemon_refuses_overlaps_and_stops_cleanly(
     runs = {json.loads(run["settings"])["SCHEDULE_JOB"]: run for run in store_runs(db)}
     assert (runs["slow"]["finish_reason"], runs["slow"]["exit_status"]) == ("shutdown", 1)
     assert runs["stuck"]["finished_at"] is None  # killed: no chance to finish its row
+
+
+@pytest.mark.timeout(240)
+def test_a_field_broken_on_the_site_fails_the_next_scheduled_run_naming_it(
+    tmp_path: Path,
+) -> None:
+    """The issue's done-when: the shop's markup changes for one field between two scheduled
+    runs; the next run fails and the scheduler's line names the field and the figures."""
+    with DemoSite(slow_seconds=0.3) as site:
+        jobs = write(
+            tmp_path / "jobs.toml",
+            f'[jobs.shop]\nspider = "products"\nevery = "1s"\n'
+            f'arguments = {{ start_url = "{site.url}", max_products = 30 }}\n'
+            f'settings = {{ CRAWL_PROFILE = "fast" }}\n',
+        )
+        db = tmp_path / "store.sqlite"
+        good = schedule(str(jobs), "--once", "-s", f"SQLITE_PATH={db}", cwd=tmp_path)
+        assert good.returncode == 0, good.stderr[-3000:]
+        time.sleep(1.2)  # the job is due again
+        site.broken_fields = frozenset({"rating"})  # the shop's redesign
+        broken = schedule(str(jobs), "--once", "-s", f"SQLITE_PATH={db}", cwd=tmp_path)
+    assert broken.returncode == 1, broken.stderr[-3000:]
+    first, last = store_runs(db)
+    assert (first["exit_status"], last["exit_status"]) == (0, 1)
+    assert last["finish_reason"] == "quality_failed"
+    (line,) = [line for line in broken.stderr.splitlines() if "job shop: failed" in line]
+    assert line.endswith(
+        "; why: quality: rating coverage 0% vs 100% median of 1 run"
+        " (QUALITY_MAX_COVERAGE_DROP is 20 points)"
+    ), line

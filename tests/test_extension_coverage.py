@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -106,21 +105,19 @@ def test_off_switch_and_bad_cap() -> None:
         extension(COVERAGE_MAX_FIELDS=0)
 
 
-def test_cost_per_item_is_a_loop_over_its_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    """Not a timed assertion: prints the CPU per item for the report, checks the counts."""
+def test_many_items_are_counted_without_growing() -> None:
+    """50,000 items of two types: counts exact, the tracked fields no more than the items have."""
     ext = extension()
     book = Book("A", ["x"])
     row = {f"field{i}": i for i in range(12)}
     n = 50_000
-    start = time.process_time()
     for _ in range(n):
         ext.item_scraped(book)
         ext.item_scraped(row)
-    spent = time.process_time() - start
-    with capsys.disabled():
-        print(f"\nFieldCoverage: {spent / (2 * n) * 1e6:.2f} µs CPU per item (2 and 12 fields)")
     coverage = published(ext)
     assert coverage["book"]["items"] == coverage["shelf"]["items"] == n
+    assert len(coverage["shelf"]["fields"]) == 12
+    assert coverage["shelf"]["fields"]["field0"] == n  # 0 is a value, not an empty one
 
 
 # --- real crawls ------------------------------------------------------------------------------
