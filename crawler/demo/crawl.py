@@ -36,6 +36,9 @@ def crawl_command(url: str, spider: str, extra: Sequence[str]) -> list[str]:
         # in `extra` brings Scrapy's full log back.
         "-s",
         "LOG_LEVEL=WARNING",
+        # a crawl of a few seconds: samples for the report's charts twice a second
+        "-s",
+        "SAMPLE_INTERVAL=0.5",
         # ...and the HTML report (scrapy report) of the run, whose path it prints last.
         "-s",
         "REPORT_AT_CLOSE=True",

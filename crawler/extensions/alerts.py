@@ -226,14 +226,14 @@ class AlertHooks:
         if not settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
             raise NotConfigured  # not a run (shell, fetch, check): nothing to alert about
         if settings.getint("WORKER_RUN_ID"):
-            raise NotConfigured("a WORKERS child: its parent judges the run")
+            raise NotConfigured  # a WORKERS child: its parent judges the run (no warning line)
         try:
             config = AlertConfig.from_settings(settings)
         except ValueError as exc:
             logger.error(f"alert hooks off: {exc}")
             raise NotConfigured(str(exc)) from None
         if not config.command and not config.webhook:
-            raise NotConfigured("neither ALERT_COMMAND nor ALERT_WEBHOOK is set")
+            raise NotConfigured  # no hook set: the default, no warning line
         ext = cls(crawler, config)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)

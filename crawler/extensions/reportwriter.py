@@ -54,13 +54,13 @@ class ReportAtClose:
     def from_crawler(cls, crawler: Crawler) -> ReportAtClose:
         settings = crawler.settings
         if not settings.getbool("REPORT_AT_CLOSE", defaults.REPORT_AT_CLOSE):
-            raise NotConfigured("REPORT_AT_CLOSE is off")
+            raise NotConfigured  # off by default: no warning line
         if not settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
             raise NotConfigured("RUN_RECORD is off: no run row to report on")
         if not settings.getbool("SQLITE_ENABLED", defaults.SQLITE_ENABLED):
             raise NotConfigured("SQLITE_ENABLED is off: no store to report from")
         if settings.getint("WORKER_RUN_ID"):
-            raise NotConfigured("a WORKERS child: the parent owns the run")
+            raise NotConfigured  # a WORKERS child: the parent writes the report
         ext = cls(crawler, report_config(settings))
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext

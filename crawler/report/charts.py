@@ -68,15 +68,21 @@ def series(
     elapsed: Sequence[float],
     lines: Mapping[str, Sequence[float]],
     ylabel: str,
+    *,
+    steps: bool = False,
 ) -> str | None:
-    """Lines over elapsed time (seconds, shown in minutes past 10 minutes)."""
+    """Lines over elapsed time (seconds, shown in minutes past 10 minutes). ``steps``: each value
+    is a rate over the interval that ends at its time, drawn flat over that interval."""
     if len(elapsed) < 2 or not lines:
         return None
     minutes = elapsed[-1] > 600
     x = [t / 60 for t in elapsed] if minutes else list(elapsed)
     figure, axes = _figure()
     for colour, (label, values) in zip(COLOURS, lines.items(), strict=False):
-        axes.plot(x, values, label=_short(label), color=colour, linewidth=1.4)
+        axes.plot(
+            x, values, label=_short(label), color=colour, linewidth=1.4,
+            drawstyle="steps-pre" if steps else "default",
+        )  # fmt: skip
     axes.set_xlabel("minutes" if minutes else "seconds")
     axes.set_ylabel(ylabel)
     axes.set_ylim(bottom=0)
@@ -105,7 +111,7 @@ def bars(
         axes.grid(False)
         axes.grid(axis="x", color="#e2e8f0", linewidth=0.6)
         positions = range(len(shown))
-        axes.barh(positions, list(values)[::-1], color=colour[::-1] if colours else colour)
+        drawn = axes.barh(positions, list(values)[::-1], color=colour[::-1] if colours else colour)
         axes.set_yticks(list(positions), shown[::-1])
         axes.set_xlabel(xlabel)
         if integer:
@@ -113,7 +119,7 @@ def bars(
     else:
         figure, axes = _figure()
         positions = range(len(shown))
-        axes.bar(positions, list(values), color=colour)
+        drawn = axes.bar(positions, list(values), color=colour)
         axes.set_xticks(list(positions), shown)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
@@ -121,6 +127,10 @@ def bars(
             axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         if len(labels) > 8:
             axes.tick_params(axis="x", labelrotation=45)
+    # each bar's count on it: a 3 beside a 1,050 is still read
+    shown_values = list(values)[::-1] if horizontal else list(values)
+    texts = [f"{v:,.0f}" if integer else f"{v:,.2f}" for v in shown_values]
+    axes.bar_label(drawn, labels=texts, fontsize=8, padding=2)
     return to_svg(figure, name)
 
 

@@ -231,7 +231,10 @@ def throughput_section(data: RunData) -> str:
         span = max(after["elapsed"] - before["elapsed"], 1e-6)
         rates["pages/s"].append((after["pages"] - before["pages"]) / span)
         rates["items/s"].append((after["items"] - before["items"]) / span)
-    out.append(chart(charts.series("pages and items per second", elapsed, rates, "per second"), ""))
+    rate_chart = charts.series(
+        "pages and items per second", elapsed, rates, "per second", steps=True
+    )
+    out.append(chart(rate_chart, ""))
     totals = {name: [p[name] for p in points] for name in ("pages", "items", "errors", "rejects")}
     out.append("<h3>Totals</h3>")
     out.append(chart(charts.series("cumulative totals", elapsed, totals, "count"), ""))
