@@ -74,6 +74,8 @@ PROGRESS_ENDED = "progress/ended_without_response"
 FAILED_PAGES = "failures/recorded"  # failed_pages rows of the run (crawler.extensions.snapshots)
 SNAPSHOTS_SAVED = "snapshots/saved"  # snapshot files kept for failed pages and rejected items
 SNAPSHOTS_SKIPPED = "snapshots/skipped"  # not kept: SNAPSHOT_MAX_COUNT / _MAX_BYTES reached
+# screenshots the browser took of rendered pages that answered >= 400 (SNAPSHOT_SCREENSHOTS)
+SCREENSHOTS_TAKEN = "render/screenshots"
 REPORT_PATH = "report/path"  # the HTML report written at close (REPORT_AT_CLOSE)
 # requests a recrawl answered without a fetch (ConditionalRequestMiddleware): kept current
 KEPT_CURRENT = (NOT_MODIFIED, SKIPPED_RECENT)
@@ -130,7 +132,9 @@ class Verdict:
         return "; ".join(self.failures) or None
 
 
-def _number(settings: BaseSettings, name: str, low: float, high: float | None) -> float:
+def number_setting(settings: BaseSettings, name: str, low: float, high: float | None) -> float:
+    """The number setting ``name`` (its project default when unset), between ``low`` and ``high``;
+    ``ValueError`` with a one-line message when it is not."""
     raw = settings.get(name)
     if raw is None:  # settings built without the project add-on (tests, scripts)
         raw = getattr(defaults, name)
@@ -158,11 +162,11 @@ class HealthPolicy:
         """The ``HEALTH_*`` settings; ``ValueError`` with a one-line message when one is bad."""
         return cls(
             ok_reasons=frozenset(settings.getlist("HEALTH_OK_REASONS")),
-            max_error_ratio=_number(settings, "HEALTH_MAX_ERROR_RATIO", 0, 1),
-            min_requests=int(_number(settings, "HEALTH_MIN_REQUESTS", 0, None)),
-            min_item_ratio=_number(settings, "HEALTH_MIN_ITEM_RATIO", 0, 1),
+            max_error_ratio=number_setting(settings, "HEALTH_MAX_ERROR_RATIO", 0, 1),
+            min_requests=int(number_setting(settings, "HEALTH_MIN_REQUESTS", 0, None)),
+            min_item_ratio=number_setting(settings, "HEALTH_MIN_ITEM_RATIO", 0, 1),
             item_stats=tuple(settings.getlist("HEALTH_ITEM_STATS")) or ("item_scraped_count",),
-            max_reject_ratio=_number(settings, "HEALTH_MAX_REJECT_RATIO", 0, 1),
+            max_reject_ratio=number_setting(settings, "HEALTH_MAX_REJECT_RATIO", 0, 1),
         )
 
     def items(self, stats: Mapping[str, Any]) -> int:

@@ -110,16 +110,7 @@ def _list(settings: BaseSettings, name: str) -> list[Any]:
     return list(raw)
 
 
-def _number(settings: BaseSettings, name: str, low: float, high: float | None) -> float:
-    raw = _raw(settings, name)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (value >= low and (high is None or value <= high)):
-        limits = f"between {low:g} and {high:g}" if high is not None else f"{low:g} or more"
-        raise ValueError(f"{name} must be a number {limits}, not {raw!r}")
-    return value
+_number = keys.number_setting
 
 
 def _floors(settings: BaseSettings) -> tuple[tuple[str, float], ...]:
