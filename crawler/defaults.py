@@ -199,6 +199,9 @@ SNAPSHOT_DIR = "data/snapshots"
 SNAPSHOT_MAX_COUNT = 100  # snapshots (JSON + body) kept per run and process; the rest counted
 SNAPSHOT_MAX_BYTES = 20 * 1024 * 1024  # bytes of snapshot files per run and process
 SNAPSHOT_BODY_BYTES = 256 * 1024  # bytes of a body kept (an error page, not a 30 MB download)
+# A rendered page that answers >= 400 is also kept as a PNG screenshot of the browser's viewport
+# (NNNN-<kind>.png, counted in SNAPSHOT_MAX_BYTES); False: none taken (a few tens of ms each).
+SNAPSHOT_SCREENSHOTS = True
 SCHEDULE_LOG_DIR = "data/logs"  # `scrapy schedule`: <dir>/<job>/<UTC time>.log, locks, state
 SCHEDULE_STOP_TIMEOUT = 60.0  # seconds a crawl gets after SIGINT before it is killed
 

@@ -28,6 +28,9 @@ PROBE = "circuit_probe"  # the one request sent to a half-open circuit (CircuitB
 # True: fetch_failed was sent for this request's failed download (FetchFailureMiddleware); the
 # spider's errback does not send it again
 FAILURE_SENT = "crawler_fetch_failed_sent"
+# PNG bytes: a screenshot of a rendered page that answered >= 400, taken before the browser page
+# is released (RenderDownloadHandler); ErrorSnapshots pops it as the response is downloaded
+SCREENSHOT = "crawler_screenshot"
 
 
 def is_own_request(request: Request) -> bool:

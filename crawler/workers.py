@@ -13,12 +13,16 @@ supervises N worker processes, each running the same command line plus ``-s WORK
 4. restarts a worker killed by a signal, at most ``MAX_RESTARTS`` times each;
 5. passes Ctrl-C and SIGTERM on to the workers, which stop cleanly; a second Ctrl-C kills them;
 6. completes the run row from the workers' rows (finish reason ``finished`` only when every
-   worker finished; counts summed; the worst exit status), lists the CSV files and exits with
-   that status.
+   worker finished; counts summed, the dict stats too; the worst exit status), lists the CSV
+   files and exits with that status;
+7. then does what a single process's closing extensions do (the workers skip them): writes the
+   HTML report (``REPORT_AT_CLOSE``; ``  report: PATH``) and calls the alert hooks (``ALERT_*``)
+   with the run's summary, read from its final row. Neither ever changes the exit status.
 
 Settings: ``WORKERS``, ``SCHEDULE_LOG_DIR``, ``CSV_FILENAME``, ``FRONTIER_FRESH``,
 ``FRONTIER_RESUME_MAX_AGE``, ``RUN_STALE_SECONDS``, ``PROGRESS_TTY_INTERVAL``,
-``PROGRESS_LOG_INTERVAL``, and the store's (``crawler.storage.StoreConfig``).
+``PROGRESS_LOG_INTERVAL``, the store's (``crawler.storage.StoreConfig``), the report's
+(``REPORT_*``), the alert hooks' (``ALERT_*``), ``SNAPSHOT_DIR`` and ``SCHEDULE_JOB``.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crawler import defaults
 from crawler import stats as keys
 from crawler.durations import parse_duration
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED
+from crawler.extensions.alerts import AlertConfig, call_hooks
 from crawler.extensions.health import previous_figures
 from crawler.extensions.progress import replace_file
 from crawler.extensions.runrecorder import command_line_settings
@@ -58,6 +64,7 @@ from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 from crawler.storage import Store, StoreConfig, StoreError
 from crawler.storage.liveness import this_host
 from crawler.storage.quality import RunQuality, run_coverage
+from crawler.storage.schema import jsonable
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -65,6 +72,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from scrapy.settings import BaseSettings
+
+    from crawler.report import ReportConfig
 
 MAX_RESTARTS = 3  # restarts of one worker killed by a signal
 KILLED = "killed"  # the finish reason of a worker that left no finished row
@@ -117,6 +126,38 @@ def worker_filename(template: str, index: int) -> str:
 
 
 @dataclass(frozen=True)
+class AfterRun:
+    """What the supervisor does once the run row is final, in place of a single process's
+    closing extensions (``ReportAtClose``, ``AlertHooks``), which the workers skip."""
+
+    report: ReportConfig | None = None  # REPORT_AT_CLOSE on
+    alerts: AlertConfig | None = None  # ALERT_COMMAND or ALERT_WEBHOOK set
+    job: str | None = None  # SCHEDULE_JOB: the schedule's job name, for the summary
+    snapshot_dir: str | None = None  # SNAPSHOT_DIR: the run's snapshot folder, for the summary
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> AfterRun:
+        """``ValueError`` (one line) for a bad ``ALERT_*`` value."""
+        if not settings.getbool("RUN_RECORD", defaults.RUN_RECORD):
+            return cls()  # as in one process: no run recorded, nothing to report nor alert
+        report = None
+        if settings.getbool("REPORT_AT_CLOSE", defaults.REPORT_AT_CLOSE):
+            from crawler.extensions.reportwriter import report_config  # the report package
+
+            report = report_config(settings)
+        alerts: AlertConfig | None = AlertConfig.from_settings(settings)
+        if alerts is not None and not alerts.command and not alerts.webhook:
+            alerts = None
+        snapshots = settings.get("SNAPSHOT_DIR") or defaults.SNAPSHOT_DIR
+        return cls(
+            report=report,
+            alerts=alerts,
+            job=str(settings.get("SCHEDULE_JOB") or "") or None,
+            snapshot_dir=str(snapshots) if snapshots else None,
+        )
+
+
+@dataclass(frozen=True)
 class WorkersConfig:
     count: int
     spider: str
@@ -133,6 +174,7 @@ class WorkersConfig:
     # PROGRESS_STATUS_FILE: the run's figures as JSON (each worker writes PATH-w<k> of its own)
     status_file: Path | None = None
     status_interval: float = 2.0
+    after: AfterRun = AfterRun()  # the report and the alert hooks, once the row is final
 
     @classmethod
     def from_settings(
@@ -155,6 +197,7 @@ class WorkersConfig:
         try:
             health = keys.HealthPolicy.from_settings(settings)
             quality = QualityPolicy.from_settings(settings)
+            after = AfterRun.from_settings(settings)
         except ValueError as exc:
             raise ArgumentError(str(exc)) from None
         live = sys.stderr.isatty()
@@ -177,6 +220,7 @@ class WorkersConfig:
             status_interval=max(0.1, settings.getfloat("PROGRESS_STATUS_INTERVAL", 2.0)),
             health=health if settings.getbool("HEALTH_ENABLED") else None,
             quality=quality if settings.getbool("HEALTH_ENABLED") else None,
+            after=after,
         )
 
 
@@ -200,18 +244,25 @@ class Run:
     run_id: int
     job_id: int
     started: float = field(default_factory=time.monotonic)
+    failures: tuple[str, ...] = ()  # the verdict's lines, once the row is final
 
 
 class Supervisor:
     """Runs the workers of one run and completes its row (module docstring)."""
 
     def __init__(
-        self, config: WorkersConfig, store: Store, arguments: Mapping[str, Any], row: RunRow
+        self,
+        config: WorkersConfig,
+        store: Store,
+        arguments: Mapping[str, Any],
+        row: RunRow,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.arguments = arguments  # as the spider parses them: the job's key
         self.row = row
+        self.redactor = redactor or Redactor(())  # the crawl's secrets, masked in the summary
         self.stops = 0  # Ctrl-C / SIGTERM received
         self._stops_said = 0
         self.workers: list[Worker] = []
@@ -246,6 +297,7 @@ class Supervisor:
         self._progress(run, final=True)
         status = self._finish(run)
         self._write_status(run, final=True)
+        after_run(self.config.after, self.store, run.run_id, run.failures, self.redactor)
         return status
 
     # --- start --------------------------------------------------------------------------------
@@ -434,6 +486,7 @@ class Supervisor:
             if text and text not in failures:
                 failures[f"worker {index}: {text}"] = None
         failure = "; ".join(failures) or None
+        run.failures = tuple(failures)
         stats[keys.HEALTH_STATUS], stats[keys.HEALTH_FAILURE] = status, failure
         self.store.finish_run(
             run.run_id, reason=reason, counts=counts, exit_status=status, stats=stats,
@@ -523,7 +576,7 @@ def supervise(config: WorkersConfig, settings: BaseSettings, arguments: Mapping[
         say(f"SQLite store unavailable: {exc}")
         return EXIT_FAILED
     try:
-        return Supervisor(config, store, arguments, row).run()
+        return Supervisor(config, store, arguments, row, redactor).run()
     except AlreadyRunning as exc:
         say(str(exc))
         return EXIT_FAILED
@@ -537,19 +590,109 @@ def supervise(config: WorkersConfig, settings: BaseSettings, arguments: Mapping[
         store.close()
 
 
+def after_run(
+    after: AfterRun, store: Store, run_id: int, failures: Sequence[str], redactor: Redactor
+) -> None:
+    """Once the run row is final: the HTML report (``  report: PATH``), then the alert hooks
+    with the run's summary. A failure of either is one line; none changes the exit status."""
+    report = _write_report(after.report, run_id) if after.report is not None else None
+    if after.alerts is None:
+        return
+    try:
+        row = store.run(run_id)
+        if row is None:
+            return
+        summary = run_summary(row, after, store, failures, report, redactor)
+        if after.alerts.wanted(int(summary["exit_status"])):
+            call_hooks(after.alerts, summary)  # each hook's failure: one WARNING of its own
+    except Exception as exc:  # the store, or a bug: never the run's verdict
+        say(f"alert hooks not called: {exc}")
+
+
+def _write_report(config: ReportConfig, run_id: int) -> str | None:
+    try:
+        from crawler.report import build_run_report  # loads matplotlib when it draws
+
+        path = build_run_report(config, run_id, None)
+    except Exception as exc:  # ReportError, or any other: a report never fails the run
+        say(f"HTML report of run {run_id} not written: {exc}")
+        return None
+    sys.stderr.write(f"  report: {path}\n")
+    sys.stderr.flush()
+    return str(path)
+
+
+def run_summary(
+    row: Mapping[str, Any],
+    after: AfterRun,
+    store: Store,
+    failures: Sequence[str],
+    report: str | None,
+    redactor: Redactor,
+) -> dict[str, Any]:
+    """The alert hooks' summary of a run from its final row: the keys (and meaning) of a single
+    process's (``crawler.extensions.alerts.run_summary``)."""
+    run_id = int(row["id"])
+    checks = row.get("checks")
+    if isinstance(checks, str):
+        checks = json.loads(checks)
+    snapshots = None
+    if after.snapshot_dir:
+        folder = Path(after.snapshot_dir) / f"run-{run_id}"
+        snapshots = str(folder.absolute()) if folder.is_dir() else None
+    summary = {
+        "run_id": run_id,
+        "spider": row["spider"],
+        "job": after.job,
+        "arguments": row.get("arguments") or {},  # masked when the row was inserted
+        "started": row.get("started_at"),
+        "finished": row.get("finished_at"),
+        "finish_reason": row.get("finish_reason"),
+        "exit_status": int(row.get("exit_status") or 0),
+        "failures": list(failures),
+        "checks": [c for c in checks or [] if not c.get("passed", True)],
+        "counts": {
+            name: int(row.get(name) or 0)
+            for name in ("pages", "items", "rejects", "duplicates", "errors")
+        },
+        "store": str(Path(store.config.path).absolute()),
+        "report": report,
+        "snapshots": snapshots,
+    }
+    return dict(redactor.redact_values(jsonable(summary)))
+
+
 def merge_stats(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The workers' stats as one run's: numbers summed (``_LARGEST`` keys: the largest), lists
-    joined, any other value the first worker's."""
+    joined, dicts merged key by key the same way (nested: latency buckets, hosts, fetch kinds,
+    field coverage), any other value the first worker's."""
     merged: dict[str, Any] = {}
     for values in stats:
-        for key, value in values.items():
-            if key not in merged:
-                merged[key] = list(value) if isinstance(value, list) else value
-            elif isinstance(value, list) and isinstance(merged[key], list):
-                merged[key] += value
-            elif _number(value) and _number(merged[key]):
-                merged[key] = max(merged[key], value) if key in _LARGEST else merged[key] + value
+        _merge_into(merged, values, largest=_LARGEST)
     return merged
+
+
+def _merge_into(
+    merged: dict[str, Any], values: Mapping[str, Any], *, largest: frozenset[str] = frozenset()
+) -> None:
+    for key, value in values.items():
+        if key not in merged:
+            merged[key] = _copy(value)
+        elif isinstance(value, list) and isinstance(merged[key], list):
+            merged[key] += _copy(value)
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            _merge_into(merged[key], value)
+        elif _number(value) and _number(merged[key]):
+            merged[key] = max(merged[key], value) if key in largest else merged[key] + value
+
+
+def _copy(value: Any) -> Any:
+    """A worker's value, its lists and dicts copied: merging never changes the worker's."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def _number(value: object) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import matplotlib.image
 import pytest
 from scrapy import Spider
 from scrapy.exceptions import NotConfigured
@@ -13,13 +15,13 @@ from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
 from crawler import stats as keys
-from crawler.extensions.snapshots import ErrorSnapshots, SnapshotConfig
+from crawler.demo.server import DemoSite
+from crawler.extensions.snapshots import ErrorSnapshots, SnapshotConfig, SnapshotFolder
 from tests.faultserver import FaultServer
 from tests.support import CrawlResult, run_crawl_in
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -235,3 +237,66 @@ def test_not_loaded_without_a_run_record() -> None:
 def test_negative_cap_is_a_one_line_error() -> None:
     with pytest.raises(ValueError, match=r"^SNAPSHOT_MAX_COUNT must be 0 or more, not -1$"):
         SnapshotConfig.from_settings(Settings({"SNAPSHOT_MAX_COUNT": -1}))
+
+
+# --- screenshots of rendered pages (real Chromium) -----------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def rendered_crawl(workdir: Path, site: DemoSite, *settings: str) -> tuple[CrawlResult, Path]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium)")
+    urls = [f"{site.url}js/products/0", f"{site.url}js/products/1"]  # a 404 and a good page
+    result = crawl(workdir, urls, "RENDER_MODE=always", *settings)
+    return result, workdir / "snapshots"
+
+
+@pytest.mark.xdist_group("browser")
+@pytest.mark.timeout(150)
+def test_failed_rendered_page_has_a_screenshot(demo_site: DemoSite, tmp_path: Path) -> None:
+    result, folder = rendered_crawl(tmp_path, demo_site)
+    rows = failed_rows(result)
+    assert list(rows) == [f"{demo_site.url}js/products/0"], result.stderr[-3000:]
+    (row,) = rows.values()
+    snapshot = json.loads((folder / row["snapshot"]).read_text())
+    assert snapshot["rendered"] is True and snapshot["status"] == 404
+    assert snapshot["screenshot"] == row["snapshot"].rsplit("/", 1)[1].replace(".json", ".png")
+    png = (folder / row["snapshot"]).parent / snapshot["screenshot"]
+    assert [p.name for p in folder.rglob("*.png")] == [png.name]  # the good page: none
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    pixels = matplotlib.image.imread(png)  # decodes: height x width x RGB(A)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    colours = {tuple(p) for p in pixels.reshape(-1, pixels.shape[2])[::7].tolist()}
+    assert len(colours) >= 5  # text on a background, not a blank page
+    stats = run_stats(result)
+    assert stats[keys.SNAPSHOTS_SAVED] == 1
+    assert stats[keys.SCREENSHOTS_TAKEN] == 1
+    assert not [f for f in folder.rglob(".*")]  # no part file left behind
+
+
+@pytest.mark.xdist_group("browser")
+@pytest.mark.timeout(150)
+def test_screenshots_switched_off(demo_site: DemoSite, tmp_path: Path) -> None:
+    result, folder = rendered_crawl(tmp_path, demo_site, "SNAPSHOT_SCREENSHOTS=False")
+    (row,) = failed_rows(result).values()
+    snapshot = json.loads((folder / row["snapshot"]).read_text())
+    assert snapshot["rendered"] is True
+    assert snapshot["screenshot"] is None
+    assert not list(folder.rglob("*.png"))
+    assert keys.SCREENSHOTS_TAKEN not in run_stats(result)  # the browser took none
+
+
+def test_screenshot_past_the_byte_cap_is_left_out(tmp_path: Path) -> None:
+    """The JSON and body are kept; the screenshot that would pass SNAPSHOT_MAX_BYTES is not."""
+    config = SnapshotConfig(directory=tmp_path, max_bytes=2000)
+    folder = SnapshotFolder(config, "run-1")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100)
+    first = folder.keep("404", {"url": "a", "screenshot": None}, b"<p>a</p>", True, png)
+    second = folder.keep("404", {"url": "b", "screenshot": None}, b"<p>b</p>", True, bytes(3000))
+    assert first == "run-1/0001-404.json" and second == "run-1/0002-404.json"
+    assert json.loads((tmp_path / first).read_text())["screenshot"] == "0001-404.png"
+    assert (tmp_path / "run-1/0001-404.png").read_bytes() == png
+    assert json.loads((tmp_path / second).read_text())["screenshot"] is None
+    assert not (tmp_path / "run-1/0002-404.png").exists()
+    assert folder.used == sum(f.stat().st_size for f in (tmp_path / "run-1").iterdir())

@@ -76,9 +76,11 @@ def test_a_broken_field_fails_the_next_run(
         " (QUALITY_MAX_COVERAGE_DROP is 20 points)"
     )
     assert failed_lines(broken) == [line]
-    assert (run["exit_status"], run["failure"], run["items"]) == (1, line, n)
+    # (which 30 products the cap lets through depends on the order of answers: ±1 item)
+    m = run["items"]
+    assert (run["exit_status"], run["failure"], abs(m - n) <= 1) == (1, line, True)
     assert run["finish_reason"] == "quality_failed"
-    assert coverage(broken, run["id"])["products.rating"] == (0, n)
+    assert coverage(broken, run["id"])["products.rating"] == (0, m)
     checks = json.loads(run["checks"])
     rating = next(c for c in checks if c["subject"] == "products.rating")
     assert rating | {"message": ""} == {
@@ -98,7 +100,7 @@ def test_a_broken_field_fails_the_next_run(
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "finish       quality_failed (exit status 1)" in out
-    assert f"  products ({n} items)" in out
+    assert f"  products ({m} items)" in out
     assert re.search(r"\n    rating +0%  \(median 100% of 1 previous run\)\n", out), out
     assert re.search(r"\n    sku +100%  \(median 100% of 1 previous run\)\n", out), out
     assert f"checks: {len(checks) - 1} passed, 1 failed\n" in out

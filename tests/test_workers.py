@@ -4,8 +4,10 @@ the per-host politeness each worker gets (``crawler.addon``)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from crawler.demo.server import DemoSite
+from crawler.extensions.alerts import AlertConfig
+from crawler.report import ReportConfig
+from crawler.safety.secrets import Redactor
+from crawler.stats import RunCounts
+from crawler.storage import Store, StoreConfig
+from crawler.workers import AfterRun, after_run, merge_stats
 from tests.support import ROOT, run_contained, run_crawl_in, scrapy_env, scrapy_here
 
 if TYPE_CHECKING:
@@ -229,3 +237,208 @@ def test_a_worker_left_without_pages_does_not_fail_the_run(
     assert tuple(run) == ("finished", 0, 1)
     pages = sorted(r["pages"] for r in result.rows("SELECT pages FROM run_workers"))
     assert pages[0] == 0 < pages[1]  # one worker fetched it (and robots.txt), the other nothing
+
+
+def test_merge_stats_sums_the_figures_of_dict_stats() -> None:
+    """Dicts of numbers (latency buckets, hosts, fetch kinds, field coverage) are summed key by
+    key, nested; lists joined; other values the first worker's; ``_LARGEST`` keys the largest."""
+    first = {
+        "metrics/latency_ms": {"50": 3, "100": 1},
+        "metrics/hosts": {"a.test": {"pages": 2, "errors": 0, "bytes": 100}},
+        "metrics/fetch_kinds": {"http": 4, "browser": 0},
+        "coverage/tables": {"products": {"items": 3, "fields": {"sku": 3, "rating": 1}}},
+        "item_scraped_count": 3,
+        "memusage/max": 10,
+        "csv/paths": ["a-w0.csv"],
+        "finish_reason": "finished",
+        "odd": {"text": "first", "n": 1},
+    }
+    second = {
+        "metrics/latency_ms": {"50": 2, "inf": 1},
+        "metrics/hosts": {
+            "a.test": {"pages": 1, "errors": 1, "bytes": 50},
+            "b.test": {"pages": 5, "errors": 0, "bytes": 7},
+        },
+        "metrics/fetch_kinds": {"http": 1, "browser": 2},
+        "coverage/tables": {
+            "products": {"items": 2, "fields": {"sku": 2, "rating": 2}},
+            "pages": {"items": 1, "fields": {"url": 1}},
+        },
+        "item_scraped_count": 2,
+        "memusage/max": 30,
+        "csv/paths": ["a-w1.csv"],
+        "finish_reason": "shutdown",
+        "odd": {"text": "second", "n": 2},
+    }
+    before = json.dumps([first, second], sort_keys=True)
+    merged = merge_stats([first, second])
+    assert merged["metrics/latency_ms"] == {"50": 5, "100": 1, "inf": 1}
+    assert merged["metrics/hosts"] == {
+        "a.test": {"pages": 3, "errors": 1, "bytes": 150},
+        "b.test": {"pages": 5, "errors": 0, "bytes": 7},
+    }
+    assert merged["metrics/fetch_kinds"] == {"http": 5, "browser": 2}
+    assert merged["coverage/tables"] == {
+        "products": {"items": 5, "fields": {"sku": 5, "rating": 3}},
+        "pages": {"items": 1, "fields": {"url": 1}},
+    }
+    assert (merged["item_scraped_count"], merged["memusage/max"]) == (5, 30)
+    assert merged["csv/paths"] == ["a-w0.csv", "a-w1.csv"]
+    assert merged["finish_reason"] == "finished"
+    assert merged["odd"] == {"text": "first", "n": 3}
+    assert json.dumps([first, second], sort_keys=True) == before  # the workers' stats untouched
+
+
+# Writes what the alert command was given (stdin JSON, environment) to the file in argv[1].
+RECORDER = """\
+import json, os, sys
+summary = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+env = {k: os.environ.get(k) for k in ("CRAWL_RUN_ID", "CRAWL_EXIT_STATUS")}
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    json.dump({"summary": summary, "env": env}, out)
+"""
+SUMMARY_KEYS = {
+    "run_id",
+    "spider",
+    "job",
+    "arguments",
+    "started",
+    "finished",
+    "finish_reason",
+    "exit_status",
+    "failures",
+    "checks",
+    "counts",
+    "store",
+    "report",
+    "snapshots",
+}  # fmt: skip  (crawler.extensions.alerts.run_summary, a single process's)
+
+
+def recorder_command(tmp_path: Path) -> tuple[str, Path]:
+    script = tmp_path / "record.py"
+    script.write_text(RECORDER, encoding="utf-8")
+    out = tmp_path / "alert.json"
+    return shlex.join([sys.executable, str(script), str(out)]), out
+
+
+def test_the_supervisor_sums_the_figures_writes_the_report_and_calls_the_hooks(
+    tmp_path: Path,
+) -> None:
+    """WORKERS=2 with a field floor the broken shop fails: the run row's figures are the sum of
+    the workers' (dict stats too), the supervisor writes the report and calls the alert command
+    after the row is final, with the same summary as a single process gives."""
+    line, out = recorder_command(tmp_path)
+    reports = tmp_path / "reports"
+    with DemoSite(page_delay=0.05, broken_fields={"description"}) as shop:
+        result = run_crawl_in(
+            tmp_path, "products", "-a", f"start_url={shop.url}", "-a", "max_products=30",
+            "-s", "WORKERS=2", "-s", "FRONTIER_LEASE_BATCH=2",
+            "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=4",
+            "-s", 'QUALITY_MIN_COVERAGE={"description": 0.5}',
+            "-s", "REPORT_AT_CLOSE=True", "-s", f"REPORT_DIR={reports}",
+            "-s", f"ALERT_COMMAND={line}", subprocess=True,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    (run,) = result.rows("SELECT * FROM runs")
+    assert (run["finish_reason"], run["exit_status"]) == ("quality_failed", 1)
+    floor = "quality: description coverage 0% vs its floor of 50% (QUALITY_MIN_COVERAGE)"
+    assert f"workers: run failed: {floor}" in result.stderr
+
+    # 1. the dict stats are the sums of the workers'
+    stats = json.loads(run["stats"])
+    workers = [json.loads(w["stats"]) for w in result.rows("SELECT stats FROM run_workers")]
+    assert len(workers) == 2
+    assert all(w["metrics/fetch_kinds"]["http"] > 0 for w in workers), workers
+    for key in ("metrics/latency_ms", "metrics/fetch_kinds"):
+        names = {name for w in workers for name in w[key]}
+        assert stats[key] == {n: sum(w[key].get(n, 0) for w in workers) for n in names}, key
+    (host,) = stats["metrics/hosts"]
+    for figure in ("pages", "errors", "bytes"):
+        total = sum(w["metrics/hosts"][host][figure] for w in workers)
+        assert stats["metrics/hosts"][host][figure] == total, figure
+    products = stats["coverage/tables"]["products"]
+    assert (
+        products["items"]
+        == run["items"]
+        == sum(w["coverage/tables"]["products"]["items"] for w in workers)
+    )
+    assert products["fields"]["description"] == 0
+    assert products["fields"]["sku"] == run["items"]
+
+    # 2. the report, written by the supervisor after the row is final
+    report = reports / f"run-{run['id']}.html"
+    assert f"  report: {report}" in result.stderr.splitlines(), result.stderr[-3000:]
+    assert report.is_file() and report.stat().st_size > 0
+
+    # 3. the alert command got the run's summary (ALERT_ON=failure: a failed run)
+    given = json.loads(out.read_text(encoding="utf-8"))
+    summary = given["summary"]
+    assert set(summary) == SUMMARY_KEYS
+    assert given["env"] == {"CRAWL_RUN_ID": str(run["id"]), "CRAWL_EXIT_STATUS": "1"}
+    assert (summary["run_id"], summary["spider"], summary["job"]) == (run["id"], "products", None)
+    assert (summary["finish_reason"], summary["exit_status"]) == ("quality_failed", 1)
+    # 4. the quality failure is in the summary, and its failed check
+    assert summary["failures"] == [floor]
+    assert [(c["subject"], c["passed"]) for c in summary["checks"]] == [
+        ("products.description", False)
+    ]
+    assert summary["counts"] == {
+        name: run[name] for name in ("pages", "items", "rejects", "duplicates", "errors")
+    }
+    assert summary["arguments"] == json.loads(run["arguments"])
+    assert summary["store"] == str(result.db)
+    assert summary["report"] == str(report)
+    assert summary["started"] == run["started_at"] and summary["finished"] == run["finished_at"]
+
+
+def finished_run(tmp_path: Path, exit_status: int) -> tuple[Store, int]:
+    """A store with one final run row (a real SQLite file)."""
+    store = Store(StoreConfig(tmp_path / "crawler.sqlite"))
+    store.open()
+    run_id = store.start_run("site", arguments={"depth": 2}, profile=None, settings={})
+    store.finish_run(
+        run_id, reason="finished", counts=RunCounts(3, 2, 0, 0, 0), exit_status=exit_status,
+        stats={}, failure="errors: many" if exit_status else None,
+    )  # fmt: skip
+    return store, run_id
+
+
+def test_alert_on_is_honoured_after_a_workers_run(tmp_path: Path) -> None:
+    """ALERT_ON=failure skips a run that did well; always calls for it (the summary of the row)."""
+    line, out = recorder_command(tmp_path)
+    store, run_id = finished_run(tmp_path, 0)
+    try:
+        on_failure = AfterRun(alerts=AlertConfig(command=tuple(shlex.split(line))))
+        after_run(on_failure, store, run_id, (), Redactor(()))
+        assert not out.exists()
+        always = dataclasses.replace(
+            on_failure, alerts=AlertConfig(tuple(shlex.split(line)), on="always")
+        )
+        after_run(always, store, run_id, (), Redactor(()))
+    finally:
+        store.close()
+    given = json.loads(out.read_text(encoding="utf-8"))
+    assert given["env"] == {"CRAWL_RUN_ID": str(run_id), "CRAWL_EXIT_STATUS": "0"}
+    summary = given["summary"]
+    assert set(summary) == SUMMARY_KEYS
+    assert (summary["exit_status"], summary["failures"], summary["checks"]) == (0, [], [])
+    assert summary["counts"] == {"pages": 3, "items": 2, "rejects": 0, "duplicates": 0, "errors": 0}
+    assert (summary["arguments"], summary["report"]) == ({"depth": 2}, None)
+
+
+def test_a_report_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, run_id = finished_run(tmp_path, 1)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    config = ReportConfig(db=str(store.path), report_dir=str(blocker / "reports"))
+    try:
+        after_run(AfterRun(report=config), store, run_id, ("errors: many",), Redactor(()))
+    finally:
+        store.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"workers: HTML report of run {run_id} not written: "
+    ), lines

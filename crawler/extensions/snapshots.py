@@ -19,8 +19,15 @@ half-written file, and the JSON is written after the body it names.
 Settings: ``SNAPSHOTS_ENABLED`` (off: no files; the rows are still written), ``SNAPSHOT_DIR``,
 ``SNAPSHOT_MAX_COUNT`` and ``SNAPSHOT_MAX_BYTES`` (per run and process: past them a snapshot is
 counted in ``snapshots/skipped``), ``SNAPSHOT_BODY_BYTES``. Loaded with ``RUN_RECORD``
-(``scrapy crawl``, ``scrapy runspider``). No screenshot of rendered pages: the browser page is
-back in the pool (or closed) before the response reaches any signal.
+(``scrapy crawl``, ``scrapy runspider``).
+
+A failed page rendered by the browser comes with a PNG screenshot of its viewport (taken by
+``crawler.rendering.handler`` before the browser page is released, ``SNAPSHOT_SCREENSHOTS``):
+``NNNN-<kind>.png``, named in the JSON (``"screenshot"``) and counted in ``SNAPSHOT_MAX_BYTES``
+(past it the snapshot is kept without it). Its bytes are taken off the request meta as soon as
+the response is downloaded (a retry's copy of the request carries none) and dropped once
+written. A rejected item's page has none: its browser page was reused long before the item
+was validated.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from itemadapter import ItemAdapter
 from scrapy import signals
@@ -46,7 +54,7 @@ from crawler import defaults
 from crawler import stats as keys
 from crawler.atomicfile import create_part, discard, part_path, publish
 from crawler.exceptions import RejectItem
-from crawler.meta import is_own_request
+from crawler.meta import SCREENSHOT, is_own_request
 from crawler.safety.secrets import MASK, Redactor, arguments_secrets, settings_secrets
 from crawler.signals import deliberate, error_name, fetch_failed
 from crawler.storage import StoreError, store_for
@@ -128,9 +136,17 @@ class SnapshotFolder:
         """No more snapshots this run: the count cap is reached, or the folder is unwritable."""
         return self.broken or self.saved >= self.config.max_count
 
-    def keep(self, kind: str, record: dict[str, Any], body: bytes | None, html: bool) -> str | None:
-        """Write the body (if any) and the JSON record: the JSON's path relative to the snapshot
-        directory, or None past the caps. ``OSError`` when the files cannot be written."""
+    def keep(
+        self,
+        kind: str,
+        record: dict[str, Any],
+        body: bytes | None,
+        html: bool,
+        screenshot: bytes | None = None,
+    ) -> str | None:
+        """Write the body and the screenshot (if any) and the JSON record: the JSON's path
+        relative to the snapshot directory, or None past the caps (a screenshot past the byte
+        cap is left out). ``OSError`` when the files cannot be written."""
         if self.saved >= self.config.max_count:
             return None
         number = self._peek()
@@ -141,9 +157,20 @@ class SnapshotFolder:
         size = len(data) + (len(body) if body is not None else 0)
         if self.used + size > self.config.max_bytes:
             return None
+        if screenshot is not None:
+            record["screenshot"] = f"{stem}.png"
+            with_png = json.dumps(record, indent=2, ensure_ascii=False).encode() + b"\n"
+            bigger = size - len(data) + len(with_png) + len(screenshot)
+            if self.used + bigger <= self.config.max_bytes:
+                data, size = with_png, bigger
+            else:
+                record["screenshot"] = None
+                screenshot = None
         if body is not None:
             self._write(self.path / record["body"], body)
-        self._write(self.path / f"{stem}.json", data)  # last: the JSON names a complete body
+        if screenshot is not None:
+            self._write(self.path / record["screenshot"], screenshot)
+        self._write(self.path / f"{stem}.json", data)  # last: the JSON names complete files
         self._next, self.saved, self.used = number + 1, self.saved + 1, self.used + size
         return f"{self.folder}/{stem}.json"
 
@@ -184,6 +211,9 @@ class ErrorSnapshots:
         self.last_flush = time.monotonic()
         self.store_failed = False
         self._reject_page: tuple[Response, str | None] | None = None  # the last rejected page
+        # screenshots of failed rendered pages, from download to response_received: an entry
+        # goes with its request (a retried attempt's request is dropped, and its screenshot)
+        self._screenshots: WeakKeyDictionary[Request, bytes] = WeakKeyDictionary()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ErrorSnapshots:
@@ -199,6 +229,7 @@ class ErrorSnapshots:
             raise NotConfigured("SNAPSHOTS_ENABLED is off and there is no store")
         ext = cls(crawler, config, store)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         crawler.signals.connect(ext.response_received, signal=signals.response_received)
         crawler.signals.connect(ext.fetch_failed, signal=fetch_failed)
         crawler.signals.connect(ext.item_dropped, signal=signals.item_dropped)
@@ -218,11 +249,22 @@ class ErrorSnapshots:
         self.folder = SnapshotFolder(self.config, name, prefix)
 
     # --- what failed ------------------------------------------------------------------------
+    def response_downloaded(self, response: Response, request: Request) -> None:
+        """Take a screenshot off the meta before a retry copies it into the next request."""
+        screenshot = request.meta.pop(SCREENSHOT, None)
+        if screenshot is not None and self.config.enabled:
+            self._screenshots[request] = screenshot
+
     def response_received(self, response: Response, request: Request) -> None:
+        screenshot = self._screenshots.pop(request, None)
         if response.status < 400 or is_own_request(request):
             return  # robots.txt is a component's request, not a page of the crawl
         snapshot = self._snapshot(
-            str(response.status), request, response, {"error": f"http_{response.status}"}
+            str(response.status),
+            request,
+            response,
+            {"error": f"http_{response.status}"},
+            screenshot,
         )
         self._record(original_url(request), response.status, f"http_{response.status}", snapshot)
 
@@ -256,6 +298,7 @@ class ErrorSnapshots:
         request: Request | None,
         response: Response | None,
         details: dict[str, Any],
+        screenshot: bytes | None = None,
     ) -> str | None:
         """Keep one snapshot within the caps; its JSON path (relative), or None."""
         if not self.config.enabled:
@@ -272,7 +315,7 @@ class ErrorSnapshots:
             html = b"html" in content_type.lower()
         record = self._record_of(request, response, details, truncated)
         try:
-            path = self.folder.keep(kind, record, body, html)
+            path = self.folder.keep(kind, record, body, html, screenshot)
         except OSError as exc:
             self.folder.broken = True
             logger.warning(f"snapshots: cannot write in {self.folder.path}, none kept now: {exc}")
@@ -310,6 +353,7 @@ class ErrorSnapshots:
             "body": None,
             "body_bytes": len(response.body) if response is not None else 0,
             "truncated": truncated,
+            "screenshot": None,  # NNNN-<kind>.png of a rendered page (SnapshotFolder.keep)
         }
         return record
 

@@ -11,6 +11,10 @@ success and on error, and relaunches a browser that disconnects):
 * resource types in ``RENDER_BLOCK_RESOURCES`` are aborted (``PLAYWRIGHT_ABORT_REQUEST``, when
   set, is still asked for the rest);
 * after navigation the page is settled (``settle.py``) before its HTML is taken;
+* a page that answered 400 or more is screenshotted (PNG, the viewport) before it is released,
+  into ``meta[SCREENSHOT]`` for ``ErrorSnapshots``, when ``SNAPSHOT_SCREENSHOTS`` and
+  ``SNAPSHOTS_ENABLED`` are on in a recorded run and fewer than ``SNAPSHOT_MAX_COUNT`` snapshots
+  are kept; a screenshot that fails is logged at DEBUG, the response is unchanged;
 * pages still open when the spider closes are counted in ``render/open_pages_at_close``.
 
 It builds on scrapy-playwright internals (``_download_request_with_retry``,
@@ -32,6 +36,9 @@ from scrapy import signals
 from scrapy_playwright._utils import _maybe_await
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
+from crawler import defaults
+from crawler import stats as keys
+from crawler.meta import SCREENSHOT
 from crawler.rendering.config import SHELL_WORDS, RenderConfig
 from crawler.rendering.contexts import ContextRotation
 from crawler.rendering.settle import settle_page
@@ -50,6 +57,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SCREENSHOT_TIMEOUT_MS = 5000.0  # a page that cannot be drawn in this time goes without one
+
 
 class RenderDownloadHandler(ScrapyPlaywrightDownloadHandler):  # type: ignore[misc]
     """Renders requests with ``meta["playwright"]``; fetches the others over plain HTTP."""
@@ -61,6 +70,13 @@ class RenderDownloadHandler(ScrapyPlaywrightDownloadHandler):  # type: ignore[mi
         # pages rendering at once, over all our contexts (the one in use and one being retired)
         self._slots = asyncio.Semaphore(self.config.max_pages_per_context)
         self._shutting_down = False
+        settings = crawler.settings
+        self._screenshots = (  # ErrorSnapshots keeps them (loaded with RUN_RECORD)
+            settings.getbool("SNAPSHOT_SCREENSHOTS", defaults.SNAPSHOT_SCREENSHOTS)
+            and settings.getbool("SNAPSHOTS_ENABLED", defaults.SNAPSHOTS_ENABLED)
+            and settings.getbool("RUN_RECORD", defaults.RUN_RECORD)
+        )
+        self._snapshot_cap = settings.getint("SNAPSHOT_MAX_COUNT", defaults.SNAPSHOT_MAX_COUNT)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
         # the PLAYWRIGHT_ABORT_REQUEST function, if any, still decides about the other requests
         also = cast("_Abort | None", getattr(self, "abort_request", None))
@@ -100,13 +116,39 @@ class RenderDownloadHandler(ScrapyPlaywrightDownloadHandler):  # type: ignore[mi
             if page is not None and not page.is_closed():
                 meta["playwright_page"] = page
             meta["playwright_include_page"] = True  # the page is ours to keep or close
+            meta.pop(SCREENSHOT, None)
             try:
                 response = await super()._download_request_with_retry(request, spider)
+                # a page that could not be drawn is not reused
+                reuse = await self._screenshot(meta) if self._wants_screenshot(response) else True
             except BaseException:
                 await self._navigation_done(name, meta, reuse=False)
                 raise
-            await self._navigation_done(name, meta, reuse=True)
+            await self._navigation_done(name, meta, reuse=reuse)
             return cast("Response", response)
+
+    def _wants_screenshot(self, response: Response) -> bool:
+        return (
+            self._screenshots
+            and response.status >= 400
+            and "playwright_suggested_filename" not in response.meta  # a download: no page
+            and int(self.stats.get_value(keys.SNAPSHOTS_SAVED, 0)) < self._snapshot_cap
+        )
+
+    async def _screenshot(self, meta: dict[str, Any]) -> bool:
+        """The page as it shows now, into ``meta[SCREENSHOT]``; never fails the request.
+        False: the page could not be drawn (it is closed rather than reused)."""
+        page: Page | None = meta.get("playwright_page")
+        if page is None or page.is_closed():
+            return True
+        try:
+            png = await page.screenshot(type="png", full_page=False, timeout=SCREENSHOT_TIMEOUT_MS)
+        except Exception as exc:  # a crashed or hanging page: the snapshot goes without it
+            logger.debug(f"no screenshot of {page.url}: {type(exc).__name__}: {exc}")
+            return False
+        meta[SCREENSHOT] = png
+        self.stats.inc_value(keys.SCREENSHOTS_TAKEN)
+        return True
 
     async def _navigation_done(self, name: str, meta: dict[str, Any], reuse: bool) -> None:
         """Keep the request's page for the next navigation, or close it (after an error)."""

@@ -5,28 +5,43 @@ created or migrated): the ``runs`` row and its stats, ``run_samples`` summed ove
 time bucket, ``field_coverage`` summed over the workers (this run and the previous successful runs
 of the same spider and arguments), ``rejects`` grouped by reason and ``failed_pages`` grouped by
 error and host, and the first snapshots. A store written by an older version lacks some tables:
-the section says so (``RunData.missing``) instead of failing.
+the section says so (``RunData.missing``) instead of failing. The queries are in
+``crawler.storage`` (``reports``, ``reads``, ``quality``); this module shapes what they return.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler import defaults
 from crawler.arguments import comparable
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
-from crawler.storage.reads import dead_runs, get_run, table_columns
+from crawler.quality.checks import share_of
+from crawler.stats import COVERAGE_OTHER
+from crawler.storage.quality import run_coverage, successful_runs
+from crawler.storage.reads import dead_runs, get_run, list_runs, table_columns
+from crawler.storage.reports import (
+    failed_pages_by,
+    max_elapsed,
+    rejects_by_reason,
+    sample_buckets,
+    schema_version,
+    snapshot_rows,
+)
 from crawler.storage.schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    import sqlite3
 
 MAX_POINTS = 600  # time buckets of the series: a day-long run draws as fast as a short one
 TOP = 15  # rows of a grouped table (reasons, errors, hosts) before the rest is summed
 COUNTERS = ("pages", "items", "errors", "rejects", "bytes", "rendered")
 GAUGES = ("in_flight", "queued")
 UPGRADE = "run a crawl with this version to upgrade the store"
+PREVIOUS_CANDIDATES = 200  # successful runs of the spider looked at for matching arguments
 
 
 class ReportError(Exception):
@@ -64,10 +79,6 @@ class HistoryRun:
     coverage: dict[str, float]  # "table.field" -> share
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
 def has_table(conn: sqlite3.Connection, name: str) -> bool:
     return bool(table_columns(conn, name))
 
@@ -83,14 +94,13 @@ def check_store(conn: sqlite3.Connection, db: str) -> int:
 
 
 def latest_run_id(conn: sqlite3.Connection, spider: str | None = None) -> int | None:
-    where, params = ("WHERE spider = ?", (spider,)) if spider else ("", ())
-    row = conn.execute(f"SELECT max(id) FROM runs {where}", params).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    runs = list_runs(conn, 1, spider)
+    return int(runs[0]["id"]) if runs else None
 
 
 def latest_spider(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT spider FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else str(row[0])
+    runs = list_runs(conn, 1)
+    return str(runs[0]["spider"]) if runs else None
 
 
 def load_run(
@@ -122,10 +132,10 @@ def load_run(
         data.coverage = coverage(conn, run_id)
         data.previous = previous_runs(conn, run, compare)
         data.previous_coverage = median_coverage(conn, data.previous)
-    data.rejects = grouped(conn, "rejects", "reason", run_id)
+    data.rejects = top(rejects_by_reason(conn, run_id))
     if "failed_pages" not in data.missing:
-        data.errors = grouped(conn, "failed_pages", "error", run_id)
-        data.error_hosts = grouped(conn, "failed_pages", "host", run_id)
+        data.errors = top(failed_pages_by(conn, run_id, "error"))
+        data.error_hosts = top(failed_pages_by(conn, run_id, "host"))
         data.snapshots = snapshot_rows(conn, run_id, snapshots)
     return data
 
@@ -144,21 +154,14 @@ def samples(conn: sqlite3.Connection, run_id: int) -> list[dict[str, float]]:
 
     Counters are cumulative, so a worker's last sample in a bucket is its value there; a worker
     without a sample in a bucket keeps its previous value (gauges too)."""
-    row = conn.execute(
-        "SELECT max(elapsed) FROM run_samples WHERE run_id = ?", (run_id,)
-    ).fetchone()
-    if row is None or row[0] is None:
+    longest = max_elapsed(conn, run_id)
+    if longest is None:
         return []
-    width = max(float(row[0]) / MAX_POINTS, 1e-3)
-    columns = ", ".join(f"max({name})" for name in (*COUNTERS, *GAUGES))
-    sql = (
-        f"SELECT worker, CAST(elapsed / ? AS INTEGER) AS bucket, max(elapsed), {columns}"
-        " FROM run_samples WHERE run_id = ? GROUP BY worker, bucket ORDER BY bucket, worker"
-    )
+    width = max(longest / MAX_POINTS, 1e-3)
     names = ("elapsed", *COUNTERS, *GAUGES)
     by_bucket: dict[int, dict[int, tuple[float, ...]]] = {}
-    for worker, bucket, *values in conn.execute(sql, (width, run_id)):
-        by_bucket.setdefault(int(bucket), {})[int(worker)] = tuple(float(v or 0) for v in values)
+    for row in sample_buckets(conn, run_id, width, (*COUNTERS, *GAUGES)):
+        by_bucket.setdefault(row.bucket, {})[row.worker] = tuple(float(v or 0) for v in row.values)
     last: dict[int, tuple[float, ...]] = {}
     # every counter is 0 when the spider opens: a run shorter than the sampling interval (one
     # final sample) still has a line, its average
@@ -175,15 +178,14 @@ def samples(conn: sqlite3.Connection, run_id: int) -> list[dict[str, float]]:
 
 
 def coverage(conn: sqlite3.Connection, run_id: int) -> dict[str, dict[str, tuple[int, int]]]:
-    """``{table: {field: (filled, items)}}`` of a run, summed over its workers."""
-    sql = (
-        "SELECT item_table, field, sum(filled), sum(items) FROM field_coverage"
-        " WHERE run_id = ? GROUP BY item_table, field ORDER BY item_table, field"
-    )
-    result: dict[str, dict[str, tuple[int, int]]] = {}
-    for table, name, filled, items in conn.execute(sql, (run_id,)):
-        result.setdefault(str(table), {})[str(name)] = (int(filled or 0), int(items or 0))
-    return result
+    """``{table: {field: (filled, items)}}`` of a run, summed over its workers, by name."""
+    found = run_coverage(conn, [run_id]).get(run_id, {})
+    return {
+        table: {
+            name: (filled, figures["items"]) for name, filled in sorted(figures["fields"].items())
+        }
+        for table, figures in sorted(found.items())
+    }
 
 
 def previous_runs(conn: sqlite3.Connection, run: dict[str, Any], limit: int) -> list[int]:
@@ -191,18 +193,14 @@ def previous_runs(conn: sqlite3.Connection, run: dict[str, Any], limit: int) -> 
     if limit <= 0:
         return []
     wanted = comparable(run.get("arguments") or {})
-    sql = (
-        "SELECT id, arguments FROM runs WHERE spider = ? AND id < ? AND exit_status = 0"
-        " AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 200"
-    )
     found: list[int] = []
-    for run_id, arguments in conn.execute(sql, (run["spider"], run["id"])):
+    for row in successful_runs(conn, run["spider"], run["id"], PREVIOUS_CANDIDATES):
         try:
-            same = comparable(json.loads(arguments or "{}")) == wanted
+            same = comparable(json.loads(row["arguments"] or "{}")) == wanted
         except ValueError:
             same = False
         if same:
-            found.append(int(run_id))
+            found.append(int(row["id"]))
         if len(found) >= limit:
             break
     return found
@@ -210,19 +208,15 @@ def previous_runs(conn: sqlite3.Connection, run: dict[str, Any], limit: int) -> 
 
 def shares(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, dict[str, float]]:
     """``{run: {"table.field": share}}`` of filled values (the summed "other" row left out)."""
-    from crawler.stats import COVERAGE_OTHER
-
     if not run_ids:
         return {}
-    marks = ", ".join("?" * len(run_ids))
-    sql = (
-        "SELECT run_id, item_table, field, sum(filled), sum(items) FROM field_coverage"
-        f" WHERE run_id IN ({marks}) AND field != ? GROUP BY run_id, item_table, field"
-    )
     result: dict[int, dict[str, float]] = {run: {} for run in run_ids}
-    for run_id, table, name, filled, items in conn.execute(sql, (*run_ids, COVERAGE_OTHER)):
-        if items:
-            result[int(run_id)][f"{table}.{name}"] = int(filled or 0) / int(items)
+    for run_id, tables in run_coverage(conn, run_ids).items():
+        for table, figures in sorted(tables.items()):
+            for name in sorted(figures["fields"]):
+                share = share_of(figures, name)
+                if name != COVERAGE_OTHER and share is not None:
+                    result[run_id][f"{table}.{name}"] = share
     return result
 
 
@@ -239,51 +233,17 @@ def median_coverage(conn: sqlite3.Connection, run_ids: list[int]) -> dict[str, d
     return result
 
 
-def grouped(
-    conn: sqlite3.Connection, table: str, column: str, run_id: int
-) -> list[tuple[str, int]]:
-    """Rows of ``table`` for the run counted by ``column``: the ``TOP`` largest, then the rest."""
-    sql = (
-        f"SELECT coalesce({column}, '(none)'), count(*) AS n FROM {table} WHERE run_id = ?"
-        " GROUP BY 1 ORDER BY n DESC, 1"
-    )
-    rows = [(str(key), int(n)) for key, n in conn.execute(sql, (run_id,))]
+def top(rows: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Counted groups, largest first: the ``TOP`` largest, then the rest summed in one row."""
     if len(rows) <= TOP:
         return rows
     rest = sum(n for _, n in rows[TOP - 1 :])
     return [*rows[: TOP - 1], (f"({len(rows) - TOP + 1} others)", rest)]
 
 
-def snapshot_rows(conn: sqlite3.Connection, run_id: int, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` failed pages and rejected items with a snapshot file."""
-    if limit <= 0:
-        return []
-    sql = (
-        "SELECT 'failed page' AS kind, url, status, error AS what, snapshot FROM failed_pages"
-        " WHERE run_id = ? AND snapshot IS NOT NULL ORDER BY id LIMIT ?"
-    )
-    cursor = conn.cursor()
-    cursor.row_factory = sqlite3.Row
-    rows = [dict(row) for row in cursor.execute(sql, (run_id, limit))]
-    if "snapshot" in table_columns(conn, "rejects") and len(rows) < limit:
-        sql = (
-            "SELECT 'rejected item' AS kind, url, NULL AS status, reason AS what, snapshot"
-            " FROM rejects WHERE run_id = ? AND snapshot IS NOT NULL ORDER BY id LIMIT ?"
-        )
-        rows += [dict(row) for row in cursor.execute(sql, (run_id, limit - len(rows)))]
-    return rows
-
-
 def load_history(conn: sqlite3.Connection, spider: str, last: int) -> list[HistoryRun]:
     """The latest ``last`` runs of ``spider``, oldest first, each with its field coverage."""
-    cursor = conn.cursor()
-    cursor.row_factory = sqlite3.Row
-    sql = "SELECT id FROM runs WHERE spider = ? ORDER BY id DESC LIMIT ?"
-    ids = [int(row[0]) for row in cursor.execute(sql, (spider, last))][::-1]
+    runs = list_runs(conn, last, spider)[::-1]
+    ids = [int(run["id"]) for run in runs]
     by_run = shares(conn, ids) if has_table(conn, "field_coverage") else {}
-    history = []
-    for run_id in ids:
-        run = get_run(conn, run_id)
-        assert run is not None
-        history.append(HistoryRun(run=run, coverage=by_run.get(run_id, {})))
-    return history
+    return [HistoryRun(run=run, coverage=by_run.get(int(run["id"]), {})) for run in runs]

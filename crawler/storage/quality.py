@@ -98,6 +98,21 @@ def run_coverage(conn: sqlite3.Connection, run_ids: Iterable[int]) -> dict[int, 
     return found
 
 
+def successful_runs(
+    conn: sqlite3.Connection, spider: str, before: int | None, limit: int
+) -> list[sqlite3.Row]:
+    """The latest finished runs of ``spider`` that exited 0, before run ``before``, newest
+    first (``id``, ``arguments``, ``stats``, ``items``, JSON undecoded): the runs a run is
+    compared with (the checks, the report's coverage medians)."""
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row
+    return cursor.execute(
+        "SELECT id, arguments, stats, items FROM runs WHERE spider = ? AND exit_status = 0"
+        " AND finished_at IS NOT NULL AND id < ? ORDER BY id DESC LIMIT ?",
+        (spider, before if before is not None else 2**62, limit),
+    ).fetchall()
+
+
 def run_checks_of(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
     """The ``runs.checks`` results of a run ([] when none, or a store from before them)."""
     try:

@@ -30,6 +30,7 @@ from scrapy.exceptions import NotConfigured
 from crawler.atomicfile import fsync_dir, part_path
 from crawler.storage.inferred import InferredTable, Record, make_record
 from crawler.storage.liveness import KILLED, this_host
+from crawler.storage.quality import successful_runs
 from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
 
 if TYPE_CHECKING:
@@ -654,11 +655,7 @@ class Store:
     def successful_runs(self, spider: str, before: int | None, limit: int) -> list[sqlite3.Row]:
         """The latest finished runs of ``spider`` that exited 0, before run ``before``, newest
         first (``id``, ``arguments``, ``stats``, ``items``, JSON undecoded)."""
-        return self.conn.execute(
-            "SELECT id, arguments, stats, items FROM runs WHERE spider = ? AND exit_status = 0"
-            " AND finished_at IS NOT NULL AND id < ? ORDER BY id DESC LIMIT ?",
-            (spider, before if before is not None else 2**62, limit),
-        ).fetchall()
+        return successful_runs(self.conn, spider, before, limit)
 
     # --- reads ------------------------------------------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
