@@ -175,9 +175,11 @@ class HealthPolicy:
 
 
 def requests_and_errors(stats: Mapping[str, Any]) -> tuple[int, int]:
-    """Requests that ended (a response, or an error without one) and how many ended in error."""
+    """Requests that ended (a response, a 304 that kept a page current, or an error without a
+    response) and how many ended in error. Without the 304s, a recrawl's few full fetches would
+    make a site's usual 1% of 404s look like 20%."""
     errors = run_counts(stats).errors
-    responses = int(stats.get(RESPONSES, 0))
+    responses = int(stats.get(RESPONSES, 0)) + int(stats.get(NOT_MODIFIED, 0))
     without_response = max(0, errors - int(stats.get(ERROR_RESPONSES, 0)))
     return responses + without_response, errors
 

@@ -272,3 +272,136 @@ def _wait_for(condition: Any, proc: subprocess.Popen[str], log: Path) -> None:
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+# --- field coverage, samples and the checks across runs of a distributed crawl ---------------
+RATING_LINE = (
+    "quality: rating coverage 0% vs 100% median of 1 run (QUALITY_MAX_COVERAGE_DROP is 20 points)"
+)
+
+
+def rated(sku: str, rating: float | None) -> ProductItem:
+    item = product(sku, "2.50")
+    item.rating = rating
+    return item
+
+
+def new_crawl(server: RedisServer, items: list[ProductItem]) -> Any:
+    """A new crawl of the job (the first worker deletes the finished one's keys), finished."""
+    client = server.client()
+    client.delete(f"{PREFIX}:meta", f"{PREFIX}:workers")
+    client = finished_job(server, workers=1)
+    for item in items:
+        client.xadd(f"{PREFIX}:items", entry(item))
+    return client
+
+
+def run_row(db: Path, run_id: int) -> dict[str, Any]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(row)
+
+
+def coverage_of(db: Path, run_id: int) -> dict[str, tuple[int, int]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT worker, item_table, field, filled, items FROM field_coverage WHERE run_id = ?",
+            (run_id,),
+        ).fetchall()
+    assert {row[0] for row in rows} == {0}  # the ingester's, as worker 0
+    return {f"{table}.{name}": (filled, items) for _, table, name, filled, items in rows}
+
+
+def test_ingested_runs_record_coverage_samples_and_are_checked_across_runs(
+    capsys: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "crawler.sqlite"
+    new_crawl(redis_server, [rated(f"A{n}", 4.5) for n in range(25)])
+    first = ingest(capsys, redis_server, tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = run_row(db, 1)
+    assert (run["finish_reason"], run["exit_status"], run["items"]) == ("finished", 0, 25)
+    assert json.loads(run["checks"]) == []  # no previous run to compare with
+    figures = coverage_of(db, 1)
+    assert figures["products.rating"] == figures["products.sku"] == (25, 25)
+    assert figures["products.description"] == (0, 25)
+    with sqlite3.connect(db) as conn:
+        samples = conn.execute(
+            "SELECT worker, pages, items, rejects FROM run_samples WHERE run_id = 1 ORDER BY id"
+        ).fetchall()
+    assert samples[-1] == (0, 10, 25, 0)  # the final one: pages from the workers' heartbeats
+
+    # the shop's redesign: the next crawl's products come without their rating
+    new_crawl(redis_server, [rated(f"B{n}", None) for n in range(25)])
+    broken = ingest(capsys, redis_server, tmp_path)
+    assert broken.returncode == 1, broken.stderr
+    assert f"ERROR: run failed: {RATING_LINE}\n" in broken.stderr
+    assert "ingested run 2 (quality_failed): 25 items" in broken.stderr
+    run = run_row(db, 2)
+    assert (run["finish_reason"], run["exit_status"], run["failure"]) == (
+        "quality_failed", 1, RATING_LINE,
+    )  # fmt: skip
+    assert coverage_of(db, 2)["products.rating"] == (0, 25)
+    checks = json.loads(run["checks"])
+    assert [c["subject"] for c in checks if not c["passed"]] == ["products.rating"]
+    assert {"items", "coverage", "rejects"} <= {c["check"] for c in checks}
+    stats = json.loads(run["stats"])
+    assert (stats["quality/breaches"], stats["item_scraped_count"]) == (1, 25)
+
+    # an ingester run again on the same crawl holds only the rest of its items: no items and
+    # coverage compared (its rating is still missing, as in the run it goes on from)
+    client = redis_server.client()
+    for n in range(25):
+        client.xadd(f"{PREFIX}:items", entry(rated(f"C{n}", None)))
+    rest = ingest(capsys, redis_server, tmp_path)
+    assert rest.returncode == 0, rest.stderr
+    checks = json.loads(run_row(db, 3)["checks"])
+    assert {c["check"] for c in checks} <= {"rejects", "errors", "statuses"}
+
+
+@pytest.mark.timeout(300)
+def test_a_broken_field_fails_the_ingest_of_a_distributed_crawl(
+    capsys: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from crawler.demo.server import DemoSite
+    from tests.support import run_crawl_in
+
+    db = tmp_path / "ingested.sqlite"
+    shared = ["-s", f"REDIS_URL={redis_server.url}"]
+    with DemoSite(slow_seconds=0.3) as shop:
+        arguments = ["-a", f"start_url={shop.url}", "-a", "max_products=30"]
+
+        def crawl_and_ingest(name: str) -> Any:
+            worker = run_crawl_in(
+                tmp_path / name, "products", *arguments, *shared, "-s", "FRONTIER=redis",
+                "-s", "REDIS_ITEMS=True",
+            )  # fmt: skip
+            assert worker.returncode == 0, worker.stderr[-3000:]
+            return scrapy_here(
+                capsys, "ingest", "products", *arguments, *shared, "-s", f"SQLITE_PATH={db}",
+                "-s", f"CSV_EXPORT_DIR={tmp_path / 'out'}", cwd=tmp_path,
+            )  # fmt: skip
+
+        first = crawl_and_ingest("w1")
+        assert first.returncode == 0, first.stderr
+        run = run_row(db, 1)
+        n = run["items"]
+        assert n >= 25 and run["exit_status"] == 0
+        assert coverage_of(db, 1)["products.rating"] == (n, n)
+
+        shop.broken_fields = frozenset({"rating"})  # the shop's redesign
+        broken = crawl_and_ingest("w2")
+    assert broken.returncode == 1, broken.stderr
+    assert f"ERROR: run failed: {RATING_LINE}\n" in broken.stderr
+    run = run_row(db, 2)
+    assert (run["finish_reason"], run["exit_status"], run["failure"]) == (
+        "quality_failed", 1, RATING_LINE,
+    )  # fmt: skip
+    m = run["items"]
+    assert coverage_of(db, 2)["products.rating"] == (0, m)
+    # the ingested run is recorded as the crawl of the same spider and arguments
+    first_row, second_row = run_row(db, 1), run_row(db, 2)
+    assert (first_row["spider"], first_row["arguments"]) == (
+        second_row["spider"], second_row["arguments"],
+    )  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from crawler.demo.crawl import crawl_command
+from crawler.demo.crawl import DEMO_PORT, crawl_command, demo_site
 from crawler.demo.server import DemoSite
 from crawler.storage import open_store
 from tests.reportpages import add_run, external_references, look_at
@@ -171,3 +171,18 @@ def test_demo_crawl_ends_by_printing_its_report(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.splitlines()[-1] == "  report: data/reports/run-1.html"
     assert (tmp_path / "data" / "reports" / "run-1.html").stat().st_size > 10_000
+
+
+def test_the_demo_crawl_serves_on_its_own_port_or_any_free_one() -> None:
+    """`make crawl` twice crawls the same start_url (runs of one crawl, compared by the checks);
+    when the port is taken (two demo crawls at once) the site takes any free one."""
+    first = demo_site()
+    try:
+        second = demo_site()
+        try:
+            ports = {first.port, second.port}
+            assert len(ports) == 2 and (DEMO_PORT in ports or first.port != DEMO_PORT)
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -131,6 +131,19 @@ def test_status_classes_count_304_as_a_page_kept_current() -> None:
     assert status_classes(stats) == {"2xx": 95, "3xx": 2, "4xx": 3}
 
 
+def test_a_recrawls_304s_count_as_requests_that_worked() -> None:
+    """A full crawl with 1% of 404s, then a recrawl of the same site: 95 pages answer 304, 4 are
+    fetched in full, the same 1 page is a 404. Its error ratio is 1%, not 1 in 5."""
+    full = {"health/responses": 100, "health/error_responses": 1, "crawl/fetch_errors": 1}
+    recrawl = {
+        "health/responses": 5, "health/error_responses": 1, "crawl/fetch_errors": 1,
+        "incremental/not_modified": 95,
+    }  # fmt: skip
+    assert RunFigures.from_stats(recrawl, {}).requests == 100
+    previous = [RunFigures.from_stats(full, {})] * 3
+    assert failed(run_checks(RunFigures.from_stats(recrawl, {}), previous, QualityPolicy())) == []
+
+
 def test_policy_from_settings() -> None:
     settings = Settings(defaults.settings_defaults())
     policy = QualityPolicy.from_settings(settings)

@@ -155,7 +155,7 @@ class RunFigures:
     ) -> RunFigures:
         """A run's figures from its stats (live, or a ``runs.stats`` JSON) and field coverage
         (``{table: {"items": n, "fields": {field: filled}}}``; None: the ``COVERAGE`` stat)."""
-        requests, errors = keys.requests_and_errors(stats)
+        requests, errors = keys.requests_and_errors(stats)  # a recrawl's 304s count as requests
         found = coverage if coverage is not None else stats.get(keys.COVERAGE)
         return cls(
             items=sum(int(stats.get(key) or 0) for key in item_stats),
