@@ -373,6 +373,7 @@ def test_a_broken_field_fails_the_ingest_of_a_distributed_crawl(
         arguments = ["-a", f"start_url={shop.url}", "-a", "max_products=30"]
 
         def crawl_and_ingest(name: str) -> Any:
+            (tmp_path / name).mkdir()
             worker = run_crawl_in(
                 tmp_path / name, "products", *arguments, *shared, "-s", "FRONTIER=redis",
                 "-s", "REDIS_ITEMS=True",

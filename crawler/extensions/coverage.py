@@ -25,66 +25,15 @@ from scrapy.exceptions import NotConfigured
 from crawler import defaults
 from crawler import stats as keys
 from crawler.itemtables import TableRules
+from crawler.quality.coverage import CoverageCounter, TableCoverage, filled
+
+__all__ = ["FieldCoverage", "filled"]
 
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
-
-_CONTAINERS = (list, dict, tuple, set, frozenset)
-
-
-def filled(value: Any) -> bool:
-    """A value that counts as present: not None, not blank text, not an empty container."""
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value) and not value.isspace()
-    if isinstance(value, _CONTAINERS):
-        return bool(value)
-    return True
-
-
-class TableCoverage:
-    """The counts of one item table."""
-
-    __slots__ = ("fields", "items", "max_fields", "other", "overflow")
-
-    def __init__(self, max_fields: int) -> None:
-        self.items = 0
-        self.fields: dict[str, int] = {}
-        self.max_fields = max_fields
-        self.other = 0  # filled values of the fields past max_fields
-        self.overflow = False
-
-    def count(self, name: str, value: Any) -> None:
-        # filled(value), inlined: this runs for every field of every item
-        if value is None:
-            hit = False
-        elif isinstance(value, str):
-            hit = bool(value) and not value.isspace()
-        elif isinstance(value, _CONTAINERS):
-            hit = bool(value)
-        else:
-            hit = True
-        fields = self.fields
-        if name in fields:
-            if hit:
-                fields[name] += 1
-        elif len(fields) < self.max_fields:
-            fields[name] = 1 if hit else 0
-        else:
-            self.overflow = True
-            if hit:
-                self.other += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        fields: dict[str, int] = dict(self.fields)
-        if self.overflow:
-            fields[keys.COVERAGE_OTHER] = self.other
-        return {"items": self.items, "fields": fields}
-
 
 class _Kind:
     """How the items of one class are read, and the table they count in."""
@@ -103,7 +52,7 @@ class FieldCoverage:
     def __init__(self, crawler: Crawler, max_fields: int) -> None:
         self.crawler = crawler
         self.max_fields = max_fields
-        self.tables: dict[str, TableCoverage] = {}
+        self.counter = CoverageCounter(max_fields)  # the counting (crawler.quality.coverage)
         self._kinds: dict[type, _Kind | None] = {}
         self._rules: TableRules | None = None
 
@@ -113,9 +62,7 @@ class FieldCoverage:
         if not settings.getbool("COVERAGE_ENABLED", defaults.COVERAGE_ENABLED):
             raise NotConfigured("COVERAGE_ENABLED is off")
         max_fields = settings.getint("COVERAGE_MAX_FIELDS", defaults.COVERAGE_MAX_FIELDS)
-        if max_fields < 1:
-            raise ValueError(f"COVERAGE_MAX_FIELDS must be at least 1, not {max_fields}")
-        ext = cls(crawler, max_fields)
+        ext = cls(crawler, max_fields)  # ValueError when the cap is under 1
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -145,9 +92,7 @@ class FieldCoverage:
             placement = self._rules.place(item)
         except TypeError:
             return None
-        table = self.tables.get(placement.table)
-        if table is None:
-            table = self.tables[placement.table] = TableCoverage(self.max_fields)
+        table = self.counter.table(placement.table)
         declared = ItemAdapter.get_field_names_from_class(type(item))
         if isinstance(item, Item):
             return _Kind(table, tuple(declared or ()), "get")
@@ -156,12 +101,12 @@ class FieldCoverage:
         return _Kind(table, tuple(declared), "attr")
 
     def coverage(self) -> dict[str, dict[str, Any]]:
-        return {name: table.as_dict() for name, table in sorted(self.tables.items())}
+        return self.counter.coverage()
 
     def spider_closed(self, spider: Spider) -> None:
         stats = self.crawler.stats
         assert stats is not None
-        if self.tables:
+        if self.counter:
             stats.set_value(keys.COVERAGE, self.coverage())
 
 
