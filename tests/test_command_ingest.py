@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from crawler.arguments import comparable
 from crawler.frontier.itemstream import FIELD, REJECT, item_entry, other_entry
 from crawler.frontier.jobs import job_key
 from crawler.items import ProductItem, field_specs
@@ -57,21 +59,23 @@ def entry(item: ProductItem) -> dict[str, str]:
     return {FIELD: text}
 
 
-def ingest(capsys: Any, server: RedisServer, tmp_path: Path) -> Any:
+def ingest(capsys: Any, server: RedisServer, tmp_path: Path, *extra: str) -> Any:
     return scrapy_here(
         capsys, "ingest", "products", "-a", f"start_url={SHOP}",
         "-s", f"REDIS_URL={server.url}", "-s", f"SQLITE_PATH={tmp_path / 'crawler.sqlite'}",
-        "-s", f"CSV_EXPORT_DIR={tmp_path / 'out'}", cwd=tmp_path,
+        "-s", f"CSV_EXPORT_DIR={tmp_path / 'out'}", *extra, cwd=tmp_path,
     )  # fmt: skip
 
 
-def finished_job(server: RedisServer, *, workers: int = 2) -> Any:
+def finished_job(
+    server: RedisServer, *, workers: int = 2, figures: dict[str, int] | None = None
+) -> Any:
     client = server.client()
     client.hset(f"{PREFIX}:meta", mapping={"state": "finished", "seeded_at": "x"})
     for number in range(workers):
         beat = {
             "host": "box", "pid": 100 + number, "started": 1.0 + number, "heartbeat": 2e9,
-            "pages": 10 + number, "items": 3, "finished": "finished",
+            "pages": 10 + number, "items": 3, "finished": "finished", "figures": figures or {},
         }  # fmt: skip
         client.hset(f"{PREFIX}:workers", f"box:1:{number}:{100 + number}", json.dumps(beat))
     return client
@@ -286,11 +290,11 @@ def rated(sku: str, rating: float | None) -> ProductItem:
     return item
 
 
-def new_crawl(server: RedisServer, items: list[ProductItem]) -> Any:
+def new_crawl(server: RedisServer, items: list[ProductItem], workers: int = 1, **kw: Any) -> Any:
     """A new crawl of the job (the first worker deletes the finished one's keys), finished."""
     client = server.client()
     client.delete(f"{PREFIX}:meta", f"{PREFIX}:workers")
-    client = finished_job(server, workers=1)
+    client = finished_job(server, workers=workers, **kw)
     for item in items:
         client.xadd(f"{PREFIX}:items", entry(item))
     return client
@@ -318,7 +322,7 @@ def test_ingested_runs_record_coverage_samples_and_are_checked_across_runs(
 ) -> None:
     db = tmp_path / "crawler.sqlite"
     new_crawl(redis_server, [rated(f"A{n}", 4.5) for n in range(25)])
-    first = ingest(capsys, redis_server, tmp_path)
+    first = ingest(capsys, redis_server, tmp_path, "-s", "SAMPLE_INTERVAL=0.01")
     assert first.returncode == 0, first.stderr
     run = run_row(db, 1)
     assert (run["finish_reason"], run["exit_status"], run["items"]) == ("finished", 0, 25)
@@ -328,9 +332,13 @@ def test_ingested_runs_record_coverage_samples_and_are_checked_across_runs(
     assert figures["products.description"] == (0, 25)
     with sqlite3.connect(db) as conn:
         samples = conn.execute(
-            "SELECT worker, pages, items, rejects FROM run_samples WHERE run_id = 1 ORDER BY id"
+            "SELECT worker, pages, items, rejects, elapsed FROM run_samples WHERE run_id = 1"
+            " ORDER BY rowid"
         ).fetchall()
-    assert samples[-1] == (0, 10, 25, 0)  # the final one: pages from the workers' heartbeats
+    # one (at least) while the stream was read empty for a second, and the final one
+    assert len(samples) >= 2
+    assert [row[:4] for row in samples[-2:]] == [(0, 10, 25, 0)] * 2  # pages: the heartbeats'
+    assert [row[4] for row in samples] == sorted(row[4] for row in samples)
 
     # the shop's redesign: the next crawl's products come without their rating
     new_crawl(redis_server, [rated(f"B{n}", None) for n in range(25)])
@@ -348,6 +356,10 @@ def test_ingested_runs_record_coverage_samples_and_are_checked_across_runs(
     assert {"items", "coverage", "rejects"} <= {c["check"] for c in checks}
     stats = json.loads(run["stats"])
     assert (stats["quality/breaches"], stats["item_scraped_count"]) == (1, 25)
+    shown = scrapy_here(capsys, "runs", "2", "--db", str(db))
+    assert shown.returncode == 0, shown.stderr
+    assert "finish       quality_failed (exit status 1)" in shown.stdout
+    assert re.search(r"\n    rating +0%  \(median 100% of 1 previous run\)\n", shown.stdout)
 
     # an ingester run again on the same crawl holds only the rest of its items: no items and
     # coverage compared (its rating is still missing, as in the run it goes on from)
@@ -356,8 +368,9 @@ def test_ingested_runs_record_coverage_samples_and_are_checked_across_runs(
         client.xadd(f"{PREFIX}:items", entry(rated(f"C{n}", None)))
     rest = ingest(capsys, redis_server, tmp_path)
     assert rest.returncode == 0, rest.stderr
-    checks = json.loads(run_row(db, 3)["checks"])
-    assert {c["check"] for c in checks} <= {"rejects", "errors", "statuses"}
+    run = run_row(db, 3)
+    assert {c["check"] for c in json.loads(run["checks"])} <= {"rejects", "errors", "statuses"}
+    assert json.loads(run["stats"])["frontier/resumed"] == 1
 
 
 @pytest.mark.timeout(300)
@@ -393,6 +406,8 @@ def test_a_broken_field_fails_the_ingest_of_a_distributed_crawl(
 
         shop.broken_fields = frozenset({"rating"})  # the shop's redesign
         broken = crawl_and_ingest("w2")
+        (tmp_path / "plain").mkdir()  # the same crawl in one process, without Redis
+        plain = run_crawl_in(tmp_path / "plain", "products", *arguments)
     assert broken.returncode == 1, broken.stderr
     assert f"ERROR: run failed: {RATING_LINE}\n" in broken.stderr
     run = run_row(db, 2)
@@ -401,8 +416,62 @@ def test_a_broken_field_fails_the_ingest_of_a_distributed_crawl(
     )  # fmt: skip
     m = run["items"]
     assert coverage_of(db, 2)["products.rating"] == (0, m)
-    # the ingested run is recorded as the crawl of the same spider and arguments
-    first_row, second_row = run_row(db, 1), run_row(db, 2)
-    assert (first_row["spider"], first_row["arguments"]) == (
-        second_row["spider"], second_row["arguments"],
+    # the workers' heartbeats carry their responses: the error and status checks ran
+    checks = {c["subject"]: c for c in json.loads(run["checks"])}
+    assert checks["error ratio"]["passed"] and checks["2xx"]["passed"], checks
+    assert json.loads(run["stats"])["health/responses"] >= m
+    # an ingested run is recorded as a crawl of the same spider and arguments in one process
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    (alone,) = plain.rows("SELECT spider, arguments FROM runs")
+    for run_id in (1, 2):
+        row = run_row(db, run_id)
+        assert (row["spider"], comparable(json.loads(row["arguments"]))) == (
+            alone["spider"], comparable(json.loads(alone["arguments"])),
+        )  # fmt: skip
+
+
+def test_the_workers_response_figures_are_checked_across_runs(
+    capsys: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    ok = {"health/responses": 20, "downloader/response_status_count/200": 20}
+    new_crawl(redis_server, [rated(f"A{n}", 4.5) for n in range(25)], workers=2, figures=ok)
+    first = ingest(capsys, redis_server, tmp_path)
+    assert first.returncode == 0, first.stderr
+    stats = json.loads(run_row(tmp_path / "crawler.sqlite", 1)["stats"])
+    assert stats["health/responses"] == 40  # the two workers' summed
+    assert stats["downloader/response_status_count/200"] == 40
+
+    # the site answers half the pages with 404 now
+    failing = {
+        "health/responses": 20, "health/error_responses": 10, "crawl/fetch_errors": 10,
+        "downloader/response_status_count/200": 10, "downloader/response_status_count/404": 10,
+        "item_scraped_count": 999,  # not a response figure: never taken from a heartbeat
+    }  # fmt: skip
+    new_crawl(redis_server, [rated(f"B{n}", 4.5) for n in range(25)], workers=2, figures=failing)
+    second = ingest(capsys, redis_server, tmp_path)
+    assert second.returncode == 1, second.stderr
+    errors = [line for line in second.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert errors == [
+        "ERROR: run failed: quality: error ratio 50% vs 0% median of 1 run"
+        " (QUALITY_MAX_ERROR_RATIO_RISE is 10 points)",
+        "ERROR: run failed: quality: 2xx share 50% vs 100% median of 1 run"
+        " (QUALITY_MAX_STATUS_SHIFT is 20 points)",
+        "ERROR: run failed: quality: 4xx share 50% vs 0% median of 1 run"
+        " (QUALITY_MAX_STATUS_SHIFT is 20 points)",
+    ]
+    run = run_row(tmp_path / "crawler.sqlite", 2)
+    assert (run["finish_reason"], run["items"]) == ("quality_failed", 25)
+    assert json.loads(run["stats"])["item_scraped_count"] == 25
+
+
+def test_a_bad_quality_setting_is_one_error_line(capsys: Any, tmp_path: Path) -> None:
+    done = scrapy_here(
+        capsys, "ingest", "products", "-a", f"start_url={SHOP}", "-s", "QUALITY_CHECKS=bogus",
+        "-s", "REDIS_URL=redis://127.0.0.1:1/0", "-s", f"SQLITE_PATH={tmp_path / 'c.sqlite'}",
+        cwd=tmp_path,
     )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        2, "error: QUALITY_CHECKS: unknown check 'bogus' (known: items, coverage, errors,"
+        " statuses, rejects)\n",
+    )  # fmt: skip
+    assert not list(tmp_path.iterdir())  # nothing opened

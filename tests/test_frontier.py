@@ -18,6 +18,7 @@ from scrapy.http import FormRequest, JsonRequest
 
 from crawler.frontier import codec
 from crawler.frontier.jobs import AlreadyRunning, choose_job, job_key
+from crawler.spiders.pages import PagesSpider
 from crawler.storage import frontier as sql
 from crawler.storage import open_store
 from crawler.storage.liveness import this_host
@@ -399,3 +400,63 @@ def test_requests_taken_before_they_were_written_are_named_by_fingerprint(
         ("fp2", "failed", 1, "ValueError: boom"),
         ("fp3", "queued", 0, None),
     ]
+
+
+class PagesStopsOnce(PagesSpider):
+    """A pages crawl of a URL file, stopped as Ctrl-C would after ``stop_after`` responses."""
+
+    urls_file = ""
+    stop_after = 0
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(urls=self.urls_file, **kwargs)
+
+    def parse(self, response: Any, seed: str) -> Any:
+        item = super().parse(response, seed)
+        if self.stop_after and self.crawler.stats.get_value("response_received_count", 0) >= (
+            self.stop_after
+        ):
+            type(self).stop_after = 0
+            from scrapy.utils.defer import deferred_from_coro
+
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason="shutdown"))
+        return item
+
+
+@pytest.mark.parametrize("frontier", ["sqlite", "redis"])
+def test_a_resumed_unseeded_crawl_fetches_each_queued_seed_once(
+    fresh_demo_site: DemoSite, tmp_path: Path, frontier: str, request: pytest.FixtureRequest
+) -> None:
+    """A crawl stopped before start() was read to its end reads it again when resumed: a seed
+    that is already a row of the job (queued at the stop, or in flight then and queued again)
+    is fetched once by the resumed run: it is not sent again while its row is in flight."""
+    site = fresh_demo_site
+    paths = [f"/products/{n}" for n in range(1, 41)]
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"{site.url}{path[1:]}\n" for path in paths))
+    spider = type("Pages", (PagesStopsOnce,), {"urls_file": str(urls), "stop_after": 10})
+    settings = {
+        "RUN_RECORD": True, "CRAWL_PROFILE": "fast", "ROBOTSTXT_OBEY": False,
+        "SQLITE_PATH": str(tmp_path / "crawler.sqlite"), "CSV_EXPORT_DIR": str(tmp_path / "out"),
+        "CONCURRENT_REQUESTS": 2, "FRONTIER": frontier,
+    }  # fmt: skip
+    if frontier == "redis":
+        settings["REDIS_URL"] = request.getfixturevalue("redis_server").url
+    stopped, log = crawl_spider_class(tmp_path, spider, settings)
+    assert stopped.stats.get_value("finish_reason") == "shutdown", log
+    before = {path: site.hits[path] for path in paths}
+    assert 0 < sum(before.values()) < 40
+
+    rest, log = crawl_spider_class(tmp_path, spider, settings)
+    assert "start() is read again" in log, log  # stopped before start() was read to its end
+    assert rest.stats.get_value("finish_reason") == "finished", log
+    again = {path: site.hits[path] - before[path] for path in paths}
+    twice = sorted(path for path, hits in again.items() if hits > 1)
+    assert not twice, f"fetched twice by the resumed run: {twice}"
+    assert all(before[path] + again[path] >= 1 for path in paths)  # every page fetched
+    fetched = sum(again.values())
+    assert rest.stats.get_value("scheduler/dequeued") == fetched
+    assert rest.stats.get_value("downloader/response_count") == fetched
+    with sqlite3.connect(tmp_path / "crawler.sqlite") as db:
+        pages = db.execute("SELECT COUNT(*), COUNT(DISTINCT url) FROM pages").fetchone()
+    assert pages == (40, 40)

@@ -8,6 +8,9 @@ that ``scrapy export`` reads as any other (``crawler.frontier.ingest``). It may 
 with or after the workers, and ends when the crawl is finished and every item is stored (exit
 0); Ctrl-C stops it cleanly (exit 130) and running it again goes on. A lost Redis is waited for
 (back-off with jitter) up to ``REDIS_RETRY_SECONDS``. One summary line.
+The run records the items' field coverage (``COVERAGE_*``) and samples (``SAMPLE_*``), and is
+checked against the previous runs of the crawl (``QUALITY_*``, with ``HEALTH_ENABLED``): a breach
+is an ``ERROR: run failed: quality: …`` line and exit 1 (finish reason ``quality_failed``).
 Errors are one ``error:`` line: exit 2 when it cannot start, 1 when the store fails.
 """
 
@@ -27,6 +30,7 @@ from crawler.arguments import add_spider_arguments_option, spider_arguments
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from crawler.extensions.runrecorder import command_line_settings
+from crawler.extensions.sampler import SamplerConfig
 from crawler.frontier.ingest import FINISHED, SHUTDOWN, IngestConfig, Ingester, IngestError
 from crawler.frontier.jobs import job_arguments
 from crawler.frontier.redisconn import (
@@ -40,6 +44,7 @@ from crawler.frontier.redisconn import (
 from crawler.frontier.runcsv import RunCsv
 from crawler.frontier.seeding import job_spider
 from crawler.pipelines.csv_file import CsvConfig, CsvConfigError
+from crawler.quality.checks import QualityPolicy
 from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 from crawler.storage import Store, StoreConfig, StoreError
 
@@ -132,6 +137,7 @@ class Command(ScrapyCommand):
         spider = job_spider(settings, name, spargs)
         arguments = job_arguments(spider, settings)
         keys = RedisKeys.for_job(settings, spider.name, arguments)
+        quality = _quality_config(settings)  # before anything is opened: a bad setting stops it
         try:
             store = Store(StoreConfig.from_settings(settings))
         except NotConfigured:
@@ -143,20 +149,24 @@ class Command(ScrapyCommand):
         client = check(settings)
         redactor = Redactor(settings_secrets(settings) | arguments_secrets(dict(arguments)))
         config = IngestConfig(
+            **quality,
             heartbeat_seconds=settings.getfloat(
                 "RUN_HEARTBEAT_SECONDS", defaults.RUN_HEARTBEAT_SECONDS
             ),
             stale_seconds=settings.getfloat("RUN_STALE_SECONDS", defaults.RUN_STALE_SECONDS),
             retry_seconds=settings.getfloat("REDIS_RETRY_SECONDS", defaults.REDIS_RETRY_SECONDS),
         )
+        recorded = redactor.mask("", dict(arguments))  # as the run row records them
         try:
             store.open()
-            ingester = Ingester(client, keys, store, csv, config)
+            ingester = Ingester(
+                client, keys, store, csv, config, spider=spider.name, arguments=recorded
+            )
 
             def start_run() -> int:
                 return store.start_run(
                     spider.name,
-                    arguments=redactor.mask("", dict(arguments)),
+                    arguments=recorded,
                     profile=None,
                     settings=command_line_settings(settings, redactor),
                 )
@@ -169,6 +179,25 @@ class Command(ScrapyCommand):
         finally:
             store.close()
             client.close()
+
+
+def _quality_config(settings: BaseSettings) -> dict[str, Any]:
+    """The coverage, samples and checks settings of the run (as a crawl reads them);
+    ``ArgumentError`` for a bad one."""
+    found: dict[str, Any] = {"coverage_max_fields": None, "sample_interval": None}
+    if settings.getbool("COVERAGE_ENABLED", defaults.COVERAGE_ENABLED):
+        cap = settings.getint("COVERAGE_MAX_FIELDS", defaults.COVERAGE_MAX_FIELDS)
+        if cap < 1:
+            raise ArgumentError(f"COVERAGE_MAX_FIELDS must be at least 1, not {cap}")
+        found["coverage_max_fields"] = cap
+    if settings.getbool("SAMPLE_ENABLED", defaults.SAMPLE_ENABLED):
+        found["sample_interval"] = SamplerConfig.from_settings(settings).interval
+    if settings.getbool("HEALTH_ENABLED", defaults.HEALTH_ENABLED):
+        try:
+            found["quality"] = QualityPolicy.from_settings(settings)
+        except ValueError as exc:
+            raise ArgumentError(str(exc)) from None
+    return found
 
 
 def _run_csv(settings: BaseSettings, spider: str) -> RunCsv | None:

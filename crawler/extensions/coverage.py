@@ -8,6 +8,8 @@ list/dict/tuple/set. A table tracks its first ``COVERAGE_MAX_FIELDS`` fields; th
 any later ones are summed as ``stats.COVERAGE_OTHER`` (dicts with free-form keys stay bounded).
 At close it publishes ``stats.COVERAGE`` (``{table: {"items": n, "fields": {field: filled}}}``),
 which the health monitor's checks read and the run recorder stores (``field_coverage``).
+The counting itself is ``crawler.quality.coverage.CoverageCounter`` (no Scrapy), which ``scrapy
+ingest`` uses too for the items of a Redis crawl; this extension reads each item type's values.
 
 It runs on every item: per item a dict lookup of its class and one loop over its fields.
 """
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
+
 
 class _Kind:
     """How the items of one class are read, and the table they count in."""

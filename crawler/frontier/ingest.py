@@ -20,6 +20,18 @@ where it stopped). An entry that is not ours is logged with its id, counted and 
 Redis lost (a restart): the ingester waits with back-off and jitter, up to ``retry_seconds``
 (``REDIS_RETRY_SECONDS``), then stops with ``redis_error``; what it read and had not acknowledged
 is stored (or taken over by the next run), never lost.
+
+What a crawl records of its data, the ingester records of the distributed crawl's: the field
+coverage of the items it stores, per table (``crawler.quality.coverage``, as ``FieldCoverage``
+counts them; ``field_coverage`` rows as worker 0), a ``run_samples`` row every
+``SAMPLE_INTERVAL`` and one at the end (items and rejects stored so far, pages from the
+workers' heartbeats), and at the end the checks across runs (``crawler.quality.checks``) against
+the previous successful runs of the same spider and arguments: items, coverage and rejects, and
+the error ratio and status mix from the response figures of the workers' last heartbeats
+(``heartbeat_figures`` of ``crawler.frontier.redisbackend``, summed). An ingester run again on a
+crawl another one ingested part of (the job's meta counts them, ``ingest_runs``) has only the
+rest: its items and coverage are not compared. A breach is one ERROR line ``run failed:
+quality: …``, the run's failure, finish reason ``quality_failed`` and exit status 1, as a crawl's.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,11 +49,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
+from crawler import defaults
+from crawler import stats as keys
+from crawler.extensions.health import previous_figures
 from crawler.frontier.itemstream import BadEntry, StreamItem, read_entry
+from crawler.frontier.redisbackend import is_figure
 from crawler.frontier.redisconn import CONNECTION_ERRORS
 from crawler.itemtables import Placement
+from crawler.quality.checks import CheckResult, QualityPolicy, RunFigures, breaches, run_checks
+from crawler.quality.coverage import CoverageCounter
 from crawler.stats import RunCounts
+from crawler.storage import StoreError
 from crawler.storage.liveness import pid_alive, this_host
+from crawler.storage.quality import RunQuality
+from crawler.storage.samples import Sample, add_sample
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -70,6 +92,9 @@ class IngestConfig:
     stale_seconds: float = 60.0
     max_failed_writes: int = 5
     retry_seconds: float = 120.0  # REDIS_RETRY_SECONDS: how long a lost Redis is waited for
+    coverage_max_fields: int | None = defaults.COVERAGE_MAX_FIELDS  # None: COVERAGE_ENABLED off
+    sample_interval: float | None = defaults.SAMPLE_INTERVAL  # None: SAMPLE_ENABLED off
+    quality: QualityPolicy | None = None  # the checks across runs; None: HEALTH_ENABLED off
 
 
 @dataclass
@@ -93,6 +118,16 @@ class IngestResult:
     csv_paths: list[str] = field(default_factory=list)
 
 
+def count_item(counter: CoverageCounter, item: StreamItem) -> None:
+    """Count a streamed item's fields as ``FieldCoverage`` counts the item in a crawl: a class's
+    declared fields all (unset ones as empty), a schema-less item's keys as they come."""
+    values, declared = item.values, item.placement.fields
+    if declared is None:
+        counter.add(item.placement.table, values.items())
+    else:
+        counter.add(item.placement.table, ((f.name, values.get(f.name)) for f in declared))
+
+
 def _iso(unix: Any) -> str | None:
     try:
         return datetime.fromtimestamp(float(unix), UTC).isoformat(timespec="milliseconds")
@@ -108,6 +143,9 @@ class Ingester:
         store: Store,
         csv: RunCsv | None = None,
         config: IngestConfig | None = None,
+        *,
+        spider: str = "",
+        arguments: Mapping[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -120,12 +158,21 @@ class Ingester:
         self.run_id: int | None = None
         self._workers: dict[str, int] = {}  # Redis worker -> its worker number in the run
         self._pages: dict[str, int] = {}
+        self._figures: dict[str, dict[str, int]] = {}  # each worker's response figures
         self._beat_at = 0.0
         self._failed_writes = 0
         self._held_ids: list[str] = []  # read, not acknowledged yet
         self._held_items: list[StreamItem] = []
         self._to_ack: list[str] = []  # stored, not acknowledged yet
         self._taken_over = False
+        # what the run is compared with: the spider and arguments its run row records
+        self.spider, self.arguments = spider, dict(arguments or {})
+        limit = self.config.coverage_max_fields
+        self.coverage = CoverageCounter(limit) if limit is not None else None
+        self._whole = True  # the first ingester of the crawl: it stores all of its items
+        self._started = time.monotonic()
+        self._sampled_at = 0.0
+        self._sample_failed = False
 
     # --- the one ingester of a job ------------------------------------------------------------
     def claim_job(self) -> None:
@@ -147,6 +194,8 @@ class Ingester:
                     f" is ingesting {self.keys.base}: one ingester per crawl"
                 )
         self._announce()
+        # an ingester run again on the crawl has only the rest of its items (module docstring)
+        self._whole = int(self.client.hincrby(self.keys.meta, "ingest_runs", 1)) == 1
         try:
             self.client.xgroup_create(self.keys.items, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -169,6 +218,7 @@ class Ingester:
         try:
             self.run_id = start_run()
             self.store.start_worker(self.run_id, 0)
+            self._started = self._sampled_at = time.monotonic()
             reason = self._loop(stopping)
         finally:
             with contextlib.suppress(redis.RedisError, *CONNECTION_ERRORS):
@@ -277,6 +327,9 @@ class Ingester:
             self._failed_writes = 0
             self.counts.batches += 1
             self.counts.items += len(self._held_items)
+            if self.coverage is not None:
+                for item in self._held_items:
+                    count_item(self.coverage, item)
             if self.csv is not None:
                 for item in self._held_items:
                     self.csv.write(item.placement, item.values, item.row_key)
@@ -312,6 +365,10 @@ class Ingester:
     # --- the workers' figures -----------------------------------------------------------------
     def _beat(self, *, force: bool = False) -> None:
         now = time.monotonic()
+        interval = self.config.sample_interval
+        if interval is not None and now - self._sampled_at >= interval:
+            self._sampled_at = now
+            self.sample()
         due = force or now - self._beat_at >= self.config.heartbeat_seconds
         if self.run_id is None or not due:
             return
@@ -331,6 +388,11 @@ class Ingester:
                 continue
             number = self._workers.setdefault(owner, len(self._workers) + 1)
             self._pages[owner] = int(data.get("pages") or 0)
+            figures = data.get("figures")
+            if isinstance(figures, dict):
+                self._figures[owner] = {
+                    str(k): v for k, v in figures.items() if is_figure(str(k)) and type(v) is int
+                }
             finished = data.get("finished")
             self.store.record_worker(self.run_id, number, {
                 "host": str(data.get("host") or "?"), "pid": int(data.get("pid") or 0),
@@ -340,6 +402,38 @@ class Ingester:
                 "finished_at": _iso(data.get("heartbeat")) if finished else None,
                 "finish_reason": str(finished) if finished else None,
             })  # fmt: skip
+
+    def sample(self) -> None:
+        """A ``run_samples`` row (worker 0) with the figures so far; a store error is logged
+        once (WARNING) and never stops the ingester."""
+        if self.run_id is None or self.config.sample_interval is None:
+            return
+        figures = Sample(
+            elapsed=round(time.monotonic() - self._started, 3), pages=sum(self._pages.values()),
+            items=self.counts.items, errors=self.counts.bad, rejects=self.counts.rejects,
+        )  # fmt: skip
+        try:
+            add_sample(self.store.conn, self.run_id, 0, self.store.now(), figures)
+        except (StoreError, sqlite3.Error) as exc:
+            log = logger.debug if self._sample_failed else logger.warning
+            log(f"SQLite store: run_samples of run {self.run_id} not written: {exc}")
+            self._sample_failed = True
+
+    def _checks(self, reason: str, stats: Mapping[str, Any]) -> list[CheckResult]:
+        """The checks across runs, as ``HealthMonitor`` makes them for a crawl (module doc)."""
+        policy = self.config.quality
+        if policy is None:
+            return []
+        try:
+            previous = previous_figures(
+                self.store, self.spider, self.arguments, self.run_id, policy
+            )
+        except (sqlite3.Error, StoreError, ValueError) as exc:
+            logger.warning(f"previous runs not read, this run not compared with them: {exc}")
+            return []
+        current = RunFigures.from_stats(stats, None, policy.item_stats)
+        whole = self._whole and reason == FINISHED
+        return run_checks(current, previous, policy, whole_run=whole)
 
     def _finish(self, reason: str) -> IngestResult:
         assert self.run_id is not None
@@ -355,12 +449,43 @@ class Ingester:
             rejects=self.counts.rejects, duplicates=0, errors=self.counts.bad,
         )  # fmt: skip
         status = 0 if reason == FINISHED else 1
-        stats: dict[str, Any] = {**self.counts.as_stats(), "ingest/stream": self.keys.items}
+        stats: dict[str, Any] = {
+            **self.counts.as_stats(), "ingest/stream": self.keys.items,
+            # what the checks across runs read of a run (this one, and the next ones')
+            "item_scraped_count": self.counts.items, keys.REJECTED: self.counts.rejects,
+        }  # fmt: skip
+        for figures in self._figures.values():  # the workers' responses: errors, statuses
+            for key, value in figures.items():
+                stats[key] = stats.get(key, 0) + value
+        if not self._whole:
+            stats[keys.FRONTIER_RESUMED] = 1  # it goes on from another ingester's run
+        coverage = self.coverage.coverage() if self.coverage is not None else None
+        if coverage:
+            stats[keys.COVERAGE] = coverage
         if paths:
             stats["csv/paths"] = paths
-        failure = None if status == 0 else f"ingest stopped: {reason}"
+        failures = [] if status == 0 else [f"ingest stopped: {reason}"]
+        results = self._checks(reason, stats)
+        for line in breaches(results):
+            logger.error(f"run failed: {line}")
+            failures.append(line)
+        checks: list[Any] | None = None  # None: no checks (HEALTH_ENABLED off), as a crawl
+        if self.config.quality is not None:
+            checks = [result.as_dict() for result in results]
+            stats[keys.QUALITY_CHECKS] = checks
+            stats[keys.QUALITY_BREACHES] = sum(not result.passed for result in results)
+        if breaches(results):
+            status = 1
+            if reason == FINISHED:
+                reason = keys.QUALITY_FAILED  # every item stored, and they failed a check
+        failure = "; ".join(failures) or None
+        stats[keys.HEALTH_STATUS] = status
+        if failure:
+            stats[keys.HEALTH_FAILURE] = failure
+        self.sample()  # the final one
         self.store.finish_run(self.run_id, reason=reason, counts=counts, exit_status=status,
-                              stats=stats, failure=failure)  # fmt: skip
+                              stats=stats, failure=failure,
+                              quality=RunQuality(0, coverage, checks))  # fmt: skip
         own = replace(counts, pages=0)  # worker 0 is this process: it fetches nothing
         self.store.finish_worker(self.run_id, 0, reason=reason, counts=own,
                                  exit_status=status, stats=stats)  # fmt: skip

@@ -17,9 +17,10 @@ command again resumes an unfinished job (joins it while other workers run on it)
 job the first worker starts a new crawl. ``FRONTIER_FRESH`` on a job with live workers is refused
 (``AlreadyRunning``): starting afresh would pull the frontier from under them.
 
-Each worker records itself in ``P:workers`` (host, pid, heartbeat, pages, items) every
-``RUN_HEARTBEAT_SECONDS``; a worker that opens the job takes back at once the leases of workers
-that are gone (finished, silent for ``RUN_STALE_SECONDS``, or a dead pid on this host).
+Each worker records itself in ``P:workers`` (host, pid, heartbeat, pages, items, and the
+``figures`` of its responses that ``scrapy ingest`` checks across runs: ``heartbeat_figures``)
+every ``RUN_HEARTBEAT_SECONDS``; a worker that opens the job takes back at once the leases of
+workers that are gone (finished, silent for ``RUN_STALE_SECONDS``, or a dead pid on this host).
 
 Redis lost mid-crawl (a restart): each call is retried with exponential back-off and jitter for up
 to ``REDIS_RETRY_SECONDS``, then fails (the scheduler stops the crawl after a few failures in a
@@ -48,6 +49,7 @@ import redis
 from scrapy.exceptions import NotConfigured
 
 from crawler import defaults
+from crawler import stats as keys
 from crawler.frontier import redisscripts
 from crawler.frontier.backend import BackendError, BackendUnusable, LeasedRow
 from crawler.frontier.jobs import AlreadyRunning, JobChoice, job_arguments
@@ -64,7 +66,7 @@ from crawler.storage import store_for
 from crawler.storage.liveness import pid_alive, this_host
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from scrapy import Spider
     from scrapy.crawler import Crawler
@@ -243,6 +245,7 @@ class RedisBackend:
             "run": self.config.run_id, "started": self._started, "heartbeat": time.time(),
             "pages": int(stats.get("response_received_count", 0)),
             "items": int(stats.get("item_scraped_count", 0)), "finished": finished,
+            "figures": heartbeat_figures(stats),
         }  # fmt: skip
         try:
             self.client.hset(self.keys.workers, self.me, json.dumps(entry))
@@ -532,3 +535,24 @@ class RedisBackend:
         if self.store is not None and (self.store.pending_items or self.store.pending_rejects):
             ok = self.store.flush() and ok
         return ok
+
+
+# what the error-ratio and status-mix checks read of a run (crawler.stats.requests_and_errors,
+# crawler.quality.checks.status_classes): a worker's share, summed by `scrapy ingest`
+_FIGURES = (
+    keys.RESPONSES, keys.ERROR_RESPONSES, keys.NOT_MODIFIED, keys.FETCH_ERRORS,
+    keys.DOWNLOAD_FAILURES, "spider_exceptions/count",
+)  # fmt: skip
+_STATUS_PREFIX = "downloader/response_status_count/"
+
+
+def is_figure(key: str) -> bool:
+    """One of the response figures a worker's heartbeat carries."""
+    return key in _FIGURES or key.startswith(_STATUS_PREFIX)
+
+
+def heartbeat_figures(stats: Mapping[str, Any]) -> dict[str, int]:
+    """The worker's response figures so far: a dozen numbers in its heartbeat."""
+    return {
+        key: int(value) for key, value in stats.items() if is_figure(key) and isinstance(value, int)
+    }

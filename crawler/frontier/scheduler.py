@@ -160,6 +160,9 @@ class FrontierScheduler(BaseScheduler):
         self.refused: str | None = None  # why open() could not start the frontier
         self.resumed = False
         self.start_read = False  # this process read start() to its end
+        # the request start() yielded last, when start() is read again on a resumed job
+        # (FrontierStartMiddleware): its fingerprint may be a row this process is working on
+        self._from_start_again: object = None
         self.owner = f"{config.run_id or 0}:{config.worker}:{os.getpid()}"
         self._ready: deque[tuple[RowId, Request]] = deque()  # leased, not handed out yet
         self._held: dict[Request, RowId] = {}  # handed to the engine: row id
@@ -273,9 +276,16 @@ class FrontierScheduler(BaseScheduler):
         """start() is not read: another worker seeds the job, or it is seeded already."""
         return self.config.worker > 0 or (self.resumed and self.seeded)
 
+    def start_again(self, item_or_request: object) -> None:
+        """``item_or_request`` comes from start() read again on a resumed job, and is scheduled
+        next: a request whose fingerprint this process holds is that row's, a duplicate
+        (``enqueue_request``), not the held request sent again (a retry, a redirect to itself)."""
+        self._from_start_again = item_or_request
+
     def start_finished(self) -> None:
         """start() was read to its end: the job is seeded once its requests are written."""
         self.start_read = True
+        self._from_start_again = None
 
     def close(self, reason: str) -> None:
         if self.loop is not None and self.loop.running:
@@ -350,7 +360,8 @@ class FrontierScheduler(BaseScheduler):
         fingerprint = self.fingerprinter.fingerprint(request).hex()
         held = self._held_by_fp.get(fingerprint)
         if held is not None:  # sent again while this process works on it
-            if not request.dont_filter:
+            if not request.dont_filter or request is self._from_start_again:
+                # (start() read again yields the seed of a row leased here: fetched once)
                 return self._duplicate(request)
             row_id = self._held.pop(held)  # its row is not marked done
             del self._held_by_fp[fingerprint]

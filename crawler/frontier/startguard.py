@@ -45,6 +45,10 @@ class FrontierStartMiddleware:
             )
             logger.info(f"Frontier: start() is not read: {why}")
             return
+        # read again (resumed before it was seeded): its requests may be rows of the job
+        again = frontier.resumed
         async for item_or_request in start:
+            if again:
+                frontier.start_again(item_or_request)
             yield item_or_request
         frontier.start_finished()
