@@ -48,11 +48,11 @@ from crawler.durations import parse_duration
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED
 from crawler.extensions.alerts import AlertConfig, call_hooks
-from crawler.extensions.health import previous_figures
 from crawler.extensions.progress import replace_file
 from crawler.extensions.runrecorder import command_line_settings
 from crawler.frontier.jobs import AlreadyRunning, choose_job, job_counts, job_key
 from crawler.frontier.scheduler import frontier_wanted
+from crawler.quality.baseline import previous_figures
 from crawler.quality.checks import (
     CheckResult,
     QualityPolicy,

@@ -18,7 +18,6 @@ them; the workers' parent (``crawler.workers``) compares the sum.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -27,10 +26,9 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from crawler import stats as keys
-from crawler.arguments import comparable
 from crawler.meta import is_own_request
+from crawler.quality.baseline import previous_figures
 from crawler.quality.checks import (
-    LOOKBACK,
     CheckResult,
     QualityPolicy,
     RunFigures,
@@ -38,7 +36,6 @@ from crawler.quality.checks import (
     run_checks,
 )
 from crawler.storage import StoreError, store_for
-from crawler.storage.quality import run_coverage
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -50,43 +47,6 @@ if TYPE_CHECKING:
     from crawler.storage import Store
 
 logger = logging.getLogger(__name__)
-
-BASELINE_CANDIDATES = 200  # successful runs of the spider looked at for matching arguments
-
-
-def previous_runs(
-    store: Store, spider: str, arguments: Mapping[str, Any], run_id: int | None, limit: int
-) -> list[tuple[int, dict[str, Any]]]:
-    """The latest ``limit`` successful runs of ``spider`` with the same arguments, before
-    ``run_id``, newest first: ``(id, stats)`` (stats ``{}`` when none were recorded)."""
-    wanted = comparable(arguments)
-    found: list[tuple[int, dict[str, Any]]] = []
-    for row in store.successful_runs(spider, run_id, BASELINE_CANDIDATES):
-        if comparable(json.loads(row["arguments"] or "{}")) != wanted:
-            continue
-        stats = json.loads(row["stats"]) if row["stats"] else {}
-        if not stats:  # a run recorded without stats: its item count is all there is
-            stats = {"item_scraped_count": int(row["items"] or 0)}
-        found.append((int(row["id"]), stats))
-        if len(found) >= limit:
-            break
-    return found
-
-
-def previous_figures(
-    store: Store,
-    spider: str,
-    arguments: Mapping[str, Any],
-    run_id: int | None,
-    policy: QualityPolicy,
-) -> list[RunFigures]:
-    """What the checks compare with: the previous runs' figures and field coverage."""
-    runs = previous_runs(store, spider, arguments, run_id, policy.baseline_runs * LOOKBACK)
-    coverage = run_coverage(store.conn, [run for run, _ in runs])
-    return [
-        RunFigures.from_stats(stats, coverage.get(run, {}), policy.item_stats)
-        for run, stats in runs
-    ]
 
 
 class HealthMonitor:

@@ -51,11 +51,11 @@ import redis
 
 from crawler import defaults
 from crawler import stats as keys
-from crawler.extensions.health import previous_figures
 from crawler.frontier.itemstream import BadEntry, StreamItem, read_entry
 from crawler.frontier.redisbackend import is_figure
 from crawler.frontier.redisconn import CONNECTION_ERRORS
 from crawler.itemtables import Placement
+from crawler.quality.baseline import previous_figures
 from crawler.quality.checks import CheckResult, QualityPolicy, RunFigures, breaches, run_checks
 from crawler.quality.coverage import CoverageCounter
 from crawler.stats import RunCounts

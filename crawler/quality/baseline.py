@@ -1,0 +1,56 @@
+"""The previous runs a run is compared with: the latest successful runs of the same spider with
+the same arguments (Scrapyd's per-run arguments aside), and their figures for the checks across
+runs (``crawler.quality.checks``). Used by the health monitor (one process), the workers'
+supervisor (``WORKERS=N``) and ``scrapy ingest`` (a Redis crawl).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from crawler.arguments import comparable
+from crawler.quality.checks import LOOKBACK, QualityPolicy, RunFigures
+from crawler.storage.quality import run_coverage
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from crawler.storage import Store
+
+BASELINE_CANDIDATES = 200  # successful runs of the spider looked at for matching arguments
+
+
+def previous_runs(
+    store: Store, spider: str, arguments: Mapping[str, Any], run_id: int | None, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """The latest ``limit`` successful runs of ``spider`` with the same arguments, before
+    ``run_id``, newest first: ``(id, stats)`` (stats ``{}`` when none were recorded)."""
+    wanted = comparable(arguments)
+    found: list[tuple[int, dict[str, Any]]] = []
+    for row in store.successful_runs(spider, run_id, BASELINE_CANDIDATES):
+        if comparable(json.loads(row["arguments"] or "{}")) != wanted:
+            continue
+        stats = json.loads(row["stats"]) if row["stats"] else {}
+        if not stats:  # a run recorded without stats: its item count is all there is
+            stats = {"item_scraped_count": int(row["items"] or 0)}
+        found.append((int(row["id"]), stats))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def previous_figures(
+    store: Store,
+    spider: str,
+    arguments: Mapping[str, Any],
+    run_id: int | None,
+    policy: QualityPolicy,
+) -> list[RunFigures]:
+    """What the checks compare with: the previous runs' figures and field coverage."""
+    runs = previous_runs(store, spider, arguments, run_id, policy.baseline_runs * LOOKBACK)
+    coverage = run_coverage(store.conn, [run for run, _ in runs])
+    return [
+        RunFigures.from_stats(stats, coverage.get(run, {}), policy.item_stats)
+        for run, stats in runs
+    ]
