@@ -47,7 +47,7 @@ from crawler import stats as keys
 from crawler.durations import parse_duration
 from crawler.exceptions import ArgumentError
 from crawler.exitcodes import EXIT_FAILED
-from crawler.extensions.alerts import AlertConfig, call_hooks
+from crawler.extensions.alerts import AlertConfig, call_hooks, summary_of
 from crawler.extensions.progress import replace_file
 from crawler.extensions.runrecorder import command_line_settings
 from crawler.frontier.jobs import AlreadyRunning, choose_job, job_counts, job_key
@@ -64,7 +64,6 @@ from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 from crawler.storage import Store, StoreConfig, StoreError
 from crawler.storage.liveness import this_host
 from crawler.storage.quality import RunQuality, run_coverage
-from crawler.storage.schema import jsonable
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -632,34 +631,29 @@ def run_summary(
 ) -> dict[str, Any]:
     """The alert hooks' summary of a run from its final row: the keys (and meaning) of a single
     process's (``crawler.extensions.alerts.run_summary``)."""
-    run_id = int(row["id"])
     checks = row.get("checks")
     if isinstance(checks, str):
         checks = json.loads(checks)
-    snapshots = None
-    if after.snapshot_dir:
-        folder = Path(after.snapshot_dir) / f"run-{run_id}"
-        snapshots = str(folder.absolute()) if folder.is_dir() else None
-    summary = {
-        "run_id": run_id,
-        "spider": row["spider"],
-        "job": after.job,
-        "arguments": row.get("arguments") or {},  # masked when the row was inserted
-        "started": row.get("started_at"),
-        "finished": row.get("finished_at"),
-        "finish_reason": row.get("finish_reason"),
-        "exit_status": int(row.get("exit_status") or 0),
-        "failures": list(failures),
-        "checks": [c for c in checks or [] if not c.get("passed", True)],
-        "counts": {
+    return summary_of(
+        redactor,
+        run_id=int(row["id"]),
+        spider=row["spider"],
+        job=after.job,
+        arguments=row.get("arguments") or {},  # masked when the row was inserted
+        started=row.get("started_at"),
+        finished=row.get("finished_at"),
+        finish_reason=row.get("finish_reason"),
+        exit_status=int(row.get("exit_status") or 0),
+        failures=failures,
+        checks=checks,
+        counts={
             name: int(row.get(name) or 0)
             for name in ("pages", "items", "rejects", "duplicates", "errors")
         },
-        "store": str(Path(store.config.path).absolute()),
-        "report": report,
-        "snapshots": snapshots,
-    }
-    return dict(redactor.redact_values(jsonable(summary)))
+        store=str(store.config.path),
+        report=report,
+        snapshot_dir=after.snapshot_dir,
+    )
 
 
 def merge_stats(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from crawler.safety.secrets import Redactor, arguments_secrets, settings_secrets
 from crawler.storage.schema import jsonable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from scrapy import Spider
     from scrapy.crawler import Crawler
@@ -128,30 +128,67 @@ def run_summary(
     stats = crawler.stats.get_stats()
     settings = crawler.settings
     verdict = keys.recorded_verdict(stats, reason)
-    run_id = stats.get(keys.RUN_ID)
-    checks = [c for c in stats.get(keys.QUALITY_CHECKS) or [] if not c.get("passed", True)]
     store = None
     if settings.getbool("SQLITE_ENABLED", defaults.SQLITE_ENABLED):
-        store = str(Path(str(settings.get("SQLITE_PATH", defaults.SQLITE_PATH))).absolute())
+        store = str(settings.get("SQLITE_PATH", defaults.SQLITE_PATH))
+    return summary_of(
+        redactor,
+        run_id=stats.get(keys.RUN_ID),
+        spider=spider.name,
+        job=settings.get("SCHEDULE_JOB") or None,
+        arguments=redactor.mask("", getattr(spider, "arguments", {})),
+        started=stats.get("start_time"),
+        finished=stats.get("finish_time"),
+        finish_reason=reason,
+        exit_status=verdict.exit_status,
+        failures=verdict.failures,
+        checks=stats.get(keys.QUALITY_CHECKS),
+        counts=keys.run_counts(stats).as_dict(),
+        store=store,
+        report=stats.get(keys.REPORT_PATH),
+        snapshot_dir=settings.get("SNAPSHOT_DIR") or getattr(defaults, "SNAPSHOT_DIR", None),
+    )
+
+
+def summary_of(
+    redactor: Redactor,
+    *,
+    run_id: int | None,
+    spider: str,
+    job: str | None,
+    arguments: Any,
+    started: Any,
+    finished: Any,
+    finish_reason: str | None,
+    exit_status: int,
+    failures: Sequence[str],
+    checks: Sequence[Mapping[str, Any]] | None,
+    counts: Mapping[str, int],
+    store: str | None,
+    report: str | None,
+    snapshot_dir: str | None,
+) -> dict[str, Any]:
+    """The summary the hooks get, the same keys for one process (``run_summary``) and for the
+    workers' supervisor (from the run row): the failed checks only, the store and the run's
+    snapshot folder (when it exists) as absolute paths, secrets masked, JSON-ready."""
     snapshots = None
-    snapshot_dir = settings.get("SNAPSHOT_DIR") or getattr(defaults, "SNAPSHOT_DIR", None)
     if snapshot_dir and run_id is not None:
         folder = Path(str(snapshot_dir)) / f"run-{run_id}"
         snapshots = str(folder.absolute()) if folder.is_dir() else None
     summary = {
         "run_id": run_id,
-        "spider": spider.name,
-        "job": settings.get("SCHEDULE_JOB") or None,  # the schedule's job name, if any
-        "arguments": redactor.mask("", getattr(spider, "arguments", {})),
-        "started": stats.get("start_time"),
-        "finished": stats.get("finish_time"),
-        "finish_reason": reason,
-        "exit_status": verdict.exit_status,
-        "failures": list(verdict.failures),
-        "checks": checks,
-        "counts": keys.run_counts(stats).as_dict(),
-        "store": store,
-        "report": stats.get(keys.REPORT_PATH),
+        "spider": spider,
+        "job": job,  # the schedule's job name, if any
+        "arguments": arguments,
+        "started": started,
+        "finished": finished,
+        "finish_reason": finish_reason,
+        "exit_status": exit_status,
+        "failures": list(failures),
+        "checks": [c for c in checks or [] if not c.get("passed", True)],
+        "counts": dict(counts),
+        "store": str(Path(store).absolute()) if store else None,
+        "report": report,
         "snapshots": snapshots,
     }
     return dict(redactor.redact_values(jsonable(summary)))
