@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crawler import defaults
-from crawler.arguments import comparable
 from crawler.exitcodes import EXIT_FAILED, EXIT_USAGE
+from crawler.quality.baseline import matching_runs
 from crawler.quality.checks import share_of
 from crawler.stats import COVERAGE_OTHER
-from crawler.storage.quality import run_coverage, successful_runs
+from crawler.storage.quality import run_coverage
 from crawler.storage.reads import dead_runs, get_run, list_runs, table_columns
 from crawler.storage.reports import (
     failed_pages_by,
@@ -41,7 +41,6 @@ TOP = 15  # rows of a grouped table (reasons, errors, hosts) before the rest is 
 COUNTERS = ("pages", "items", "errors", "rejects", "bytes", "rendered")
 GAUGES = ("in_flight", "queued")
 UPGRADE = "run a crawl with this version to upgrade the store"
-PREVIOUS_CANDIDATES = 200  # successful runs of the spider looked at for matching arguments
 
 
 class ReportError(Exception):
@@ -192,18 +191,8 @@ def previous_runs(conn: sqlite3.Connection, run: dict[str, Any], limit: int) -> 
     """The latest ``limit`` successful runs before ``run`` with its spider and arguments."""
     if limit <= 0:
         return []
-    wanted = comparable(run.get("arguments") or {})
-    found: list[int] = []
-    for row in successful_runs(conn, run["spider"], run["id"], PREVIOUS_CANDIDATES):
-        try:
-            same = comparable(json.loads(row["arguments"] or "{}")) == wanted
-        except ValueError:
-            same = False
-        if same:
-            found.append(int(row["id"]))
-        if len(found) >= limit:
-            break
-    return found
+    matching = matching_runs(conn, run["spider"], run.get("arguments") or {}, run["id"], limit)
+    return [int(row["id"]) for row in matching]
 
 
 def shares(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, dict[str, float]]:

@@ -30,7 +30,6 @@ from scrapy.exceptions import NotConfigured
 from crawler.atomicfile import fsync_dir, part_path
 from crawler.storage.inferred import InferredTable, Record, make_record
 from crawler.storage.liveness import KILLED, this_host
-from crawler.storage.quality import successful_runs
 from crawler.storage.schema import ItemTable, migrate, quote, to_json, transaction
 
 if TYPE_CHECKING:
@@ -651,11 +650,6 @@ class Store:
                 self.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-
-    def successful_runs(self, spider: str, before: int | None, limit: int) -> list[sqlite3.Row]:
-        """The latest finished runs of ``spider`` that exited 0, before run ``before``, newest
-        first (``id``, ``arguments``, ``stats``, ``items``, JSON undecoded)."""
-        return successful_runs(self.conn, spider, before, limit)
 
     # --- reads ------------------------------------------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
